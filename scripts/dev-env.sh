@@ -9,7 +9,7 @@
 # Every port, and the build directory, can be overridden from the environment.
 
 DEV_REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-DEV_DIR="$DEV_REPO/.dev"
+DEV_DIR="${DEV_DIR:-$DEV_REPO/.dev}" # state: kept between runs
 DEV_BUILD_DIR="${DEV_BUILD_DIR:-build}" # e.g. build-asan, relative to the repo
 
 DEV_NATS_PORT="${DEV_NATS_PORT:-14222}"

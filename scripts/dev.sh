@@ -30,8 +30,7 @@ LOGS="$DEV_DIR/logs"
 PG_DATA="$DEV_DIR/pg"
 PG_SOCK="$DEV_DIR/pgsock"
 
-declare -A PIDS=() # name -> pid of what we started
-STARTED=()         # names, in start order
+declare -A PIDS=() # name -> pid of what we started and has not been reaped
 
 log() { printf 'dev: %s\n' "$*"; }
 die() {
@@ -47,7 +46,6 @@ start() {
     shift
     "$@" >>"$LOGS/$name.log" 2>&1 &
     PIDS[$name]=$!
-    STARTED+=("$name")
 }
 
 alive() { kill -0 "$1" 2>/dev/null; }
@@ -82,7 +80,7 @@ cleanup() {
         log "stopping everything"
         local services=() name
         for name in "${DEV_SERVICES[@]}"; do
-            [ -n "${PIDS[$name]:-}" ] && services+=("$name")
+            if [ -n "${PIDS[$name]:-}" ]; then services+=("$name"); fi
         done
         [ "${#services[@]}" -eq 0 ] || stop_all TERM "${services[@]}"
         stop_all TERM s3rver nats-server
