@@ -13,7 +13,8 @@
 
 #define DRAIN_MAX_HOOKS 8
 
-static _Atomic bool drain_flag;
+static _Atomic bool drain_flag; /* set first: loops woken by the hooks see it */
+static bool drain_announced;    /* set after the hooks ran; guarded by drain_lock */
 static pthread_mutex_t drain_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t drain_cond; /* CLOCK_MONOTONIC, set up in ss_drain_init */
 static bool drain_cond_ready;
@@ -34,16 +35,20 @@ static void run_hooks(void)
         hooks[i].fn(hooks[i].arg);
 }
 
+/* Order matters: the flag, then the hooks (which wake loops that read the
+ * flag), then the waiters of ss_drain_wait(), which may rely on the hooks
+ * having run. */
 void ss_drain_request(void)
 {
+    bool expected = false;
+    if (!atomic_compare_exchange_strong(&drain_flag, &expected, true))
+        return;
+    run_hooks();
     pthread_mutex_lock(&drain_lock);
-    bool first = !drain_flag;
-    drain_flag = true;
+    drain_announced = true;
     if (drain_cond_ready)
         pthread_cond_broadcast(&drain_cond);
     pthread_mutex_unlock(&drain_lock);
-    if (first)
-        run_hooks();
 }
 
 static void *signal_thread_main(void *arg)
@@ -119,13 +124,13 @@ bool ss_drain_wait(int64_t timeout_ms)
             deadline.tv_nsec -= 1000000000L;
         }
     }
-    while (!drain_flag && drain_cond_ready) {
+    while (!drain_announced && drain_cond_ready) {
         int rc = timeout_ms < 0 ? pthread_cond_wait(&drain_cond, &drain_lock)
                                 : pthread_cond_timedwait(&drain_cond, &drain_lock, &deadline);
         if (rc == ETIMEDOUT)
             break;
     }
-    bool draining = drain_flag;
+    bool draining = drain_announced;
     pthread_mutex_unlock(&drain_lock);
     return draining;
 }
