@@ -159,13 +159,28 @@ static void cleanup(harness *h)
         rm_tree_at(AT_FDCWD, h->dir, 0);
 }
 
+/* write(2) for the signal handler; nothing to do if it fails. */
+static void say(const char *s)
+{
+    ssize_t n = write(STDERR_FILENO, s, strlen(s));
+    (void)n;
+}
+
+/* A crash (SIGABRT) keeps the directory: its logs say what happened. */
 static void on_fatal_signal(int sig)
 {
     int saved = errno;
     for (int i = 0; i < MAX_HARNESSES; i++) {
         harness *h = live[i];
-        if (h && h->owner == getpid())
-            cleanup(h);
+        if (!h || h->owner != getpid())
+            continue;
+        if (sig == SIGABRT && !h->keep) {
+            h->keep = true;
+            say("harness: aborted, logs kept in ");
+            say(h->dir);
+            say("\n");
+        }
+        cleanup(h);
     }
     errno = saved;
     raise(sig); /* SA_RESETHAND: the default action, once we return */
@@ -228,8 +243,7 @@ harness *harness_new(const char *test_name)
         tmp = "/tmp";
     int n = snprintf(h->dir, sizeof h->dir, "%s/seashore-%s-XXXXXX", tmp, test_name);
     if (n < 0 || (size_t)n >= sizeof h->dir || !mkdtemp(h->dir)) {
-        fprintf(stderr, "harness: cannot create a directory under %s: %s\n", tmp,
-                strerror(errno));
+        fprintf(stderr, "harness: cannot create a directory under %s: %s\n", tmp, strerror(errno));
         free(h);
         return NULL;
     }
@@ -304,8 +318,7 @@ static void child_exec(char *const argv[], char *const env[], const run_as *as, 
     if (dup2(nullfd, STDIN_FILENO) < 0 || dup2(logfd, STDOUT_FILENO) < 0 ||
         dup2(logfd, STDERR_FILENO) < 0)
         goto fail;
-    if (as && as->drop &&
-        (setgroups(0, NULL) != 0 || setgid(as->gid) != 0 || setuid(as->uid) != 0))
+    if (as && as->drop && (setgroups(0, NULL) != 0 || setgid(as->gid) != 0 || setuid(as->uid) != 0))
         goto fail;
     if (cwd && chdir(cwd) != 0)
         goto fail;
@@ -718,8 +731,8 @@ static int pg_make_dirs(harness *h, const harness_pg *pg, const run_as *as)
 {
     if (mkdir(pg->datadir, 0700) != 0)
         goto fail;
-    if (as->drop && (chown(h->dir, as->uid, as->gid) != 0 ||
-                     chown(pg->datadir, as->uid, as->gid) != 0))
+    if (as->drop &&
+        (chown(h->dir, as->uid, as->gid) != 0 || chown(pg->datadir, as->uid, as->gid) != 0))
         goto fail;
     return 0;
 fail:
@@ -734,8 +747,10 @@ static int pg_initdb(harness *h, const harness_pg *pg, const char *bindir, const
     if (!exe_in(bindir, "initdb", exe, sizeof exe))
         return -1;
     snprintf(name, sizeof name, "initdb-%d", pg->port);
-    char *argv[] = {exe,         "-D",         (char *)pg->datadir, "-A", "trust", "-U", "seashore",
-                    "--no-sync", "--encoding", "UTF8",              "--locale=C",  NULL};
+    /* clang-format off */
+    char *argv[] = {exe, "-D", (char *)pg->datadir, "-A", "trust", "-U", "seashore",
+                    "--no-sync", "--encoding", "UTF8", "--locale=C", NULL};
+    /* clang-format on */
     pid_t pid = spawn_as(h, name, argv, NULL, as, h->dir, SIGTERM);
     if (pid <= 0)
         return -1;
@@ -763,8 +778,7 @@ static int pg_wait_ready(harness *h, harness_pg *pg)
     while (PQping(conninfo) != PQPING_OK) {
         if (harness_wait_exit(h, pg->pid, 0, &status) == 0) {
             pg->pid = 0;
-            fprintf(stderr, "harness: postgres exited, see %s/postgres-%d.log\n", h->dir,
-                    pg->port);
+            fprintf(stderr, "harness: postgres exited, see %s/postgres-%d.log\n", h->dir, pg->port);
             return -1;
         }
         if (now_ms() >= deadline) {
@@ -786,8 +800,10 @@ static int pg_launch(harness *h, harness_pg *pg)
         return -1;
     snprintf(port, sizeof port, "%d", pg->port);
     snprintf(name, sizeof name, "postgres-%d", pg->port);
-    char *argv[] = {exe,  "-D", pg->datadir, "-p",          port, "-k", h->dir, "-c",
-                    "listen_addresses=127.0.0.1", "-c", "fsync=off", NULL};
+    /* clang-format off */
+    char *argv[] = {exe, "-D", pg->datadir, "-p", port, "-k", h->dir,
+                    "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", NULL};
+    /* clang-format on */
     pg->pid = spawn_as(h, name, argv, NULL, &as, h->dir, SIGINT);
     if (pg->pid <= 0) {
         pg->pid = 0;

@@ -10,7 +10,8 @@
  *     so a test killed outright (SIGKILL, ctest timeout) leaves nothing
  *     running either (the signal follows the thread that spawned it: spawn
  *     from the main thread);
- *   - the directory is removed unless SEASHORE_KEEP_TMP=1.
+ *   - the directory is removed unless SEASHORE_KEEP_TMP=1 or the test
+ *     aborted (SIGABRT: the logs are kept and the path printed).
  *
  * Not thread-safe: one test thread drives a harness. Functions returning int
  * return 0 on success and -1 on failure (with a line on stderr). */

@@ -144,14 +144,13 @@ static char *query(const char *db, const char *sql)
     return value ? value : strdup("");
 }
 
-#define SCHEMA_MIGRATIONS_ROWS                                                                    \
-    "SELECT string_agg(version || ' ' || name || ' ' || checksum || ' ' || applied_at, ';'"       \
+#define SCHEMA_MIGRATIONS_ROWS                                                                     \
+    "SELECT string_agg(version || ' ' || name || ' ' || checksum || ' ' || applied_at, ';'"        \
     " ORDER BY version) FROM schema_migrations"
 
-static const char *const tables[] = {"hosts",        "api_keys", "sessions",
-                                     "participants", "tracks",   "chunks",
-                                     "uploads",      "upload_parts", "outputs",
-                                     "session_manifests"};
+static const char *const tables[] = {"hosts",   "api_keys",         "sessions", "participants",
+                                     "tracks",  "chunks",           "uploads",  "upload_parts",
+                                     "outputs", "session_manifests"};
 
 /* ---- tests ---- */
 

@@ -43,10 +43,10 @@ typedef struct {
 } options;
 
 typedef struct {
-    int version;          /* the leading NNNN */
-    char name[MAX_NAME];  /* file name, e.g. 0001_initial.sql */
-    char *sql;            /* the file's text, NUL-terminated; owned */
-    char checksum[65];    /* sha256 of the file, lowercase hex */
+    int version;         /* the leading NNNN */
+    char name[MAX_NAME]; /* file name, e.g. 0001_initial.sql */
+    char *sql;           /* the file's text, NUL-terminated; owned */
+    char checksum[65];   /* sha256 of the file, lowercase hex */
 } migration;
 
 typedef struct {
@@ -301,8 +301,8 @@ static int db_command(PGconn *conn, const char *sql)
 static int db_lock(PGconn *conn)
 {
     const char *const params[] = {LOCK_KEY};
-    PGresult *res = db_query(conn, "SELECT pg_try_advisory_lock($1::bigint)", 1, params,
-                             PGRES_TUPLES_OK);
+    PGresult *res =
+        db_query(conn, "SELECT pg_try_advisory_lock($1::bigint)", 1, params, PGRES_TUPLES_OK);
     if (!res)
         return -1;
     bool got = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
@@ -377,8 +377,8 @@ static const char *applied_problem(const migration_set *set, const PGresult *app
     return NULL;
 }
 
-static void explain_problem(const char *dir, const PGresult *applied, int row,
-                            const char *problem, const migration *m)
+static void explain_problem(const char *dir, const PGresult *applied, int row, const char *problem,
+                            const migration *m)
 {
     const char *name = PQgetvalue(applied, row, 1);
     if (strcmp(problem, "missing") == 0)
@@ -466,8 +466,10 @@ static int apply_one(PGconn *conn, const migration *m)
         snprintf(what, sizeof what, "migration %s failed, rolled back", m->name);
         print_pg_error(what, PQresultErrorMessage(res));
     } else if (PQtransactionStatus(conn) != PQTRANS_INTRANS) {
-        fprintf(stderr, PROG ": migration %s ended the transaction itself (COMMIT or ROLLBACK "
-                        "in the file); check the database by hand\n", m->name);
+        fprintf(stderr,
+                PROG ": migration %s ended the transaction itself (COMMIT or ROLLBACK "
+                     "in the file); check the database by hand\n",
+                m->name);
         ok = false;
     }
     PQclear(res);
