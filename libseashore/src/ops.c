@@ -1,14 +1,12 @@
 /* ops.c -- /healthz, /readyz and /metrics over libmicrohttpd (see ops.h). */
 #include "seashore/ops.h"
-#include "seashore/config.h"
+#include "seashore/http.h"
 #include "seashore/drain.h"
 #include "seashore/log.h"
 #include "seashore/metrics.h"
 
-#include <arpa/inet.h>
 #include <microhttpd.h>
 #include <stdatomic.h>
-#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -107,63 +105,17 @@ static enum MHD_Result handle_request(void *cls, struct MHD_Connection *conn, co
     return respond_text(conn, MHD_HTTP_NOT_FOUND, "not found: try /healthz, /readyz, /metrics\n");
 }
 
-static void log_mhd_error(void *cls, const char *fmt, va_list ap)
-{
-    (void)cls;
-    char msg[512];
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    msg[strcspn(msg, "\n")] = '\0';
-    ss_log_warn("ops http", "{s:s}", "error", msg);
-}
-
-/* Fills addr from a numeric host ("127.0.0.1", "0.0.0.0", "::1", "::"). */
-static int listen_addr(const char *listen, struct sockaddr_storage *addr, unsigned *flags)
-{
-    char host[256];
-    int port;
-    if (ss_config_split_listen(listen, host, sizeof host, &port) != 0)
-        return -1;
-    memset(addr, 0, sizeof *addr);
-    struct sockaddr_in *in4 = (struct sockaddr_in *)addr;
-    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)addr;
-    if (inet_pton(AF_INET, host, &in4->sin_addr) == 1) {
-        in4->sin_family = AF_INET;
-        in4->sin_port = htons((uint16_t)port);
-        return 0;
-    }
-    if (inet_pton(AF_INET6, host, &in6->sin6_addr) == 1) {
-        in6->sin6_family = AF_INET6;
-        in6->sin6_port = htons((uint16_t)port);
-        *flags |= MHD_USE_IPv6;
-        return 0;
-    }
-    return -1;
-}
-
 ss_ops *ss_ops_start(const char *listen)
 {
-    struct sockaddr_storage addr;
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_USE_ERROR_LOG;
-    if (listen_addr(listen, &addr, &flags) != 0) {
-        ss_log_error("ops endpoint: listen address must be a numeric host:port", "{s:s}", "listen",
-                     listen);
-        return NULL;
-    }
     ss_ops *ops = calloc(1, sizeof *ops);
     if (!ops)
         return NULL;
-    /* The logger goes first so that every later option's complaint reaches it. */
-    ops->daemon = MHD_start_daemon(
-        flags, 0, NULL, NULL, handle_request, ops, MHD_OPTION_EXTERNAL_LOGGER, log_mhd_error, NULL,
-        MHD_OPTION_SOCK_ADDR, &addr, MHD_OPTION_CONNECTION_LIMIT, (unsigned)OPS_MAX_CONNECTIONS,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)OPS_TIMEOUT_S, MHD_OPTION_END);
+    ops->daemon =
+        ss_http_start(listen, handle_request, ops, OPS_MAX_CONNECTIONS, OPS_TIMEOUT_S, &ops->port);
     if (!ops->daemon) {
-        ss_log_error("ops endpoint: cannot listen", "{s:s}", "listen", listen);
         free(ops);
         return NULL;
     }
-    const union MHD_DaemonInfo *info = MHD_get_daemon_info(ops->daemon, MHD_DAEMON_INFO_BIND_PORT);
-    ops->port = info ? info->port : 0;
     ss_log_info("ops endpoint listening", "{s:s, s:i}", "listen", listen, "port", ops->port);
     return ops;
 }

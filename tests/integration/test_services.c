@@ -31,6 +31,8 @@ static harness_nats nats;
 static harness_pg pg;
 static harness_s3 s3;
 static int ops_port[NSERVICES];
+static int http_port;
+static char web_root[400];
 static pid_t pids[NSERVICES];
 
 /* A clean environment for a service; `omit` names a variable to leave out. */
@@ -48,7 +50,8 @@ static char **service_env(int i, const char *omit)
     snprintf(vars[n++], 512, "OPS_LISTEN=127.0.0.1:%d", ops_port[i]);
     snprintf(vars[n++], 512, "NATS_URL=%s", nats.url);
     snprintf(vars[n++], 512, "DATABASE_URL=%s", pg.url);
-    snprintf(vars[n++], 512, "HTTP_LISTEN=127.0.0.1:%d", harness_free_port());
+    snprintf(vars[n++], 512, "HTTP_LISTEN=127.0.0.1:%d", http_port);
+    snprintf(vars[n++], 512, "WEB_ROOT=%s", web_root);
     snprintf(vars[n++], 512, "WS_LISTEN=127.0.0.1:%d", harness_free_port());
     snprintf(vars[n++], 512, "INGEST_TOKEN_SECRET=%s", "test-secret-0123456789abcdef0123456789");
     snprintf(vars[n++], 512, "R2_ENDPOINT=%s", s3.endpoint);
@@ -181,6 +184,25 @@ static void test_metrics_pass_promtool(void)
     }
 }
 
+/* token-issuer serves the studio's static files, and nothing outside them. */
+static void test_studio_page_served(void)
+{
+    char url[256];
+    long status = 0;
+    char *body = NULL;
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/", http_port);
+    CHECK_EQ_INT(harness_http_get(url, &status, &body, NULL), 0);
+    CHECK_EQ_INT(status, 200);
+    CHECK_CONTAINS(body, "Sea Shore studio");
+    free(body);
+    body = NULL;
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/%%2e%%2e/%%2e%%2e/etc/passwd", http_port);
+    CHECK_EQ_INT(harness_http_get(url, &status, &body, NULL), 0);
+    CHECK(status == 403 || status == 404);
+    CHECK(body == NULL || strstr(body, "root:") == NULL);
+    free(body);
+}
+
 /* NATS stops: every NATS client reports 503; it returns: 200 within 10 s. */
 static void test_nats_outage_and_recovery(void)
 {
@@ -236,11 +258,16 @@ int main(void)
     }
     for (int i = 0; i < NSERVICES; i++)
         ops_port[i] = harness_free_port();
+    http_port = harness_free_port();
+    char *web = harness_source_path("web");
+    snprintf(web_root, sizeof web_root, "%s", web);
+    free(web);
     TEST_RUN(test_config_json_lists_variables);
     TEST_RUN(test_missing_database_url_exits_2_naming_it);
     TEST_RUN(test_malformed_nats_url_exits_2_naming_it);
     TEST_RUN(test_all_services_become_ready);
     TEST_RUN(test_metrics_pass_promtool);
+    TEST_RUN(test_studio_page_served);
     TEST_RUN(test_nats_outage_and_recovery);
     TEST_RUN(test_postgres_outage_and_recovery);
     TEST_RUN(test_sigterm_drains_and_exits_0);

@@ -1,0 +1,16 @@
+/* http.h -- an HTTP server on libmicrohttpd's own thread, for the ops
+ * endpoint and the token-issuer's API. Listens on a numeric "host:port"
+ * (port 0 picks a free one), logs libmicrohttpd's errors as JSON lines. */
+#ifndef SEASHORE_HTTP_H
+#define SEASHORE_HTTP_H
+
+#include <microhttpd.h>
+
+/* Starts a daemon calling handler(cls, ...) for every request, with at most
+ * max_connections at once and an idle timeout of timeout_s. Returns NULL
+ * (logged) on failure; *port_out gets the bound port. Stop it with
+ * MHD_stop_daemon(). */
+struct MHD_Daemon *ss_http_start(const char *listen, MHD_AccessHandlerCallback handler, void *cls,
+                                 unsigned max_connections, unsigned timeout_s, int *port_out);
+
+#endif

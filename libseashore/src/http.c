@@ -1,0 +1,66 @@
+/* http.c -- libmicrohttpd daemons on a numeric listen address (see http.h). */
+#include "seashore/http.h"
+#include "seashore/config.h"
+#include "seashore/log.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <string.h>
+
+static void log_mhd_error(void *cls, const char *fmt, va_list ap)
+{
+    (void)cls;
+    char msg[512];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    msg[strcspn(msg, "\n")] = '\0';
+    ss_log_warn("http server", "{s:s}", "error", msg);
+}
+
+/* Fills addr from a numeric host ("127.0.0.1", "0.0.0.0", "::1", "::"). */
+static int listen_addr(const char *listen, struct sockaddr_storage *addr, unsigned *flags)
+{
+    char host[256];
+    int port;
+    if (ss_config_split_listen(listen, host, sizeof host, &port) != 0)
+        return -1;
+    memset(addr, 0, sizeof *addr);
+    struct sockaddr_in *in4 = (struct sockaddr_in *)addr;
+    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)addr;
+    if (inet_pton(AF_INET, host, &in4->sin_addr) == 1) {
+        in4->sin_family = AF_INET;
+        in4->sin_port = htons((uint16_t)port);
+        return 0;
+    }
+    if (inet_pton(AF_INET6, host, &in6->sin6_addr) == 1) {
+        in6->sin6_family = AF_INET6;
+        in6->sin6_port = htons((uint16_t)port);
+        *flags |= MHD_USE_IPv6;
+        return 0;
+    }
+    return -1;
+}
+
+struct MHD_Daemon *ss_http_start(const char *listen, MHD_AccessHandlerCallback handler, void *cls,
+                                 unsigned max_connections, unsigned timeout_s, int *port_out)
+{
+    struct sockaddr_storage addr;
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_USE_ERROR_LOG;
+    if (listen_addr(listen, &addr, &flags) != 0) {
+        ss_log_error("http server: listen address must be a numeric host:port", "{s:s}", "listen",
+                     listen);
+        return NULL;
+    }
+    /* The logger goes first so that every later option's complaint reaches it. */
+    struct MHD_Daemon *d = MHD_start_daemon(
+        flags, 0, NULL, NULL, handler, cls, MHD_OPTION_EXTERNAL_LOGGER, log_mhd_error, NULL,
+        MHD_OPTION_SOCK_ADDR, &addr, MHD_OPTION_CONNECTION_LIMIT, max_connections,
+        MHD_OPTION_CONNECTION_TIMEOUT, timeout_s, MHD_OPTION_END);
+    if (!d) {
+        ss_log_error("http server: cannot listen", "{s:s}", "listen", listen);
+        return NULL;
+    }
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
+    *port_out = info ? info->port : 0;
+    return d;
+}

@@ -1,0 +1,13 @@
+/* web_static.h -- the studio web app's static files, served by the
+ * token-issuer's HTTP server (GET and HEAD only, under WEB_ROOT, never
+ * outside it). */
+#ifndef TOKEN_ISSUER_WEB_STATIC_H
+#define TOKEN_ISSUER_WEB_STATIC_H
+
+#include <microhttpd.h>
+
+/* Answers `url` from the files under `root` ("/" is index.html). Queues a
+ * 404 for a missing file, a 403 for a path that leaves the root. */
+enum MHD_Result web_static_serve(struct MHD_Connection *conn, const char *root, const char *url);
+
+#endif
