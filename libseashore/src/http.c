@@ -64,3 +64,16 @@ struct MHD_Daemon *ss_http_start(const char *listen, MHD_AccessHandlerCallback h
     *port_out = info ? info->port : 0;
     return d;
 }
+
+enum MHD_Result ss_http_respond_text(struct MHD_Connection *conn, unsigned status, const char *text)
+{
+    struct MHD_Response *r =
+        MHD_create_response_from_buffer(strlen(text), (void *)text, MHD_RESPMEM_MUST_COPY);
+    if (!r)
+        return MHD_NO;
+    MHD_add_response_header(r, "Content-Type", "text/plain; charset=utf-8");
+    MHD_add_response_header(r, "Cache-Control", "no-store");
+    enum MHD_Result ret = MHD_queue_response(conn, status, r);
+    MHD_destroy_response(r);
+    return ret;
+}

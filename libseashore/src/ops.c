@@ -41,14 +41,6 @@ static enum MHD_Result respond(struct MHD_Connection *conn, unsigned status, cha
     return ret;
 }
 
-static enum MHD_Result respond_text(struct MHD_Connection *conn, unsigned status, const char *text)
-{
-    char *body = strdup(text);
-    if (!body)
-        return MHD_NO;
-    return respond(conn, status, body, strlen(body), "text/plain; charset=utf-8");
-}
-
 /* "ok\n" or one line per failing check: "nats: not connected". */
 static enum MHD_Result serve_readyz(ss_ops *ops, struct MHD_Connection *conn)
 {
@@ -68,8 +60,8 @@ static enum MHD_Result serve_readyz(ss_ops *ops, struct MHD_Connection *conn)
             used += (size_t)snprintf(report + used, sizeof report - used, "%s: %s\n",
                                      ops->checks[i].name, why);
     }
-    return respond_text(conn, ready ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE,
-                        ready ? "ok\n" : report);
+    return ss_http_respond_text(conn, ready ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE,
+                                ready ? "ok\n" : report);
 }
 
 static enum MHD_Result serve_metrics(struct MHD_Connection *conn)
@@ -77,7 +69,7 @@ static enum MHD_Result serve_metrics(struct MHD_Connection *conn)
     size_t len = 0;
     char *text = ss_metrics_render(&len);
     if (!text)
-        return respond_text(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory\n");
+        return ss_http_respond_text(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory\n");
     return respond(conn, MHD_HTTP_OK, text, len, "text/plain; version=0.0.4; charset=utf-8");
 }
 
@@ -95,14 +87,15 @@ static enum MHD_Result handle_request(void *cls, struct MHD_Connection *conn, co
         return MHD_YES;
     }
     if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
-        return respond_text(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed\n");
+        return ss_http_respond_text(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed\n");
     if (strcmp(url, "/healthz") == 0)
-        return respond_text(conn, MHD_HTTP_OK, "ok\n");
+        return ss_http_respond_text(conn, MHD_HTTP_OK, "ok\n");
     if (strcmp(url, "/readyz") == 0)
         return serve_readyz(ops, conn);
     if (strcmp(url, "/metrics") == 0)
         return serve_metrics(conn);
-    return respond_text(conn, MHD_HTTP_NOT_FOUND, "not found: try /healthz, /readyz, /metrics\n");
+    return ss_http_respond_text(conn, MHD_HTTP_NOT_FOUND,
+                                "not found: try /healthz, /readyz, /metrics\n");
 }
 
 ss_ops *ss_ops_start(const char *listen)

@@ -39,12 +39,7 @@ static enum MHD_Result handle_request(void *cls, struct MHD_Connection *conn, co
         return MHD_YES;
     }
     if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
-        static const char text[] = "method not allowed\n";
-        struct MHD_Response *r =
-            MHD_create_response_from_buffer(sizeof text - 1, (void *)text, MHD_RESPMEM_PERSISTENT);
-        enum MHD_Result ret = MHD_queue_response(conn, MHD_HTTP_METHOD_NOT_ALLOWED, r);
-        MHD_destroy_response(r);
-        return ret;
+        return ss_http_respond_text(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed\n");
     }
     return web_static_serve(conn, web_root, url);
 }

@@ -1,5 +1,6 @@
 /* web_static.c -- static files under WEB_ROOT (see web_static.h). */
 #include "web_static.h"
+#include "seashore/http.h"
 
 #include <fcntl.h>
 #include <limits.h>
@@ -34,18 +35,6 @@ static const char *content_type_of(const char *path)
     return "application/octet-stream";
 }
 
-static enum MHD_Result respond_text(struct MHD_Connection *conn, unsigned status, const char *text)
-{
-    struct MHD_Response *r =
-        MHD_create_response_from_buffer(strlen(text), (void *)text, MHD_RESPMEM_PERSISTENT);
-    if (!r)
-        return MHD_NO;
-    MHD_add_response_header(r, "Content-Type", "text/plain; charset=utf-8");
-    enum MHD_Result ret = MHD_queue_response(conn, status, r);
-    MHD_destroy_response(r);
-    return ret;
-}
-
 /* Resolves url under root into resolved (PATH_MAX); -1 when it escapes the
  * root (symlinks and ".." included) or does not exist. */
 static int resolve_under_root(const char *root, const char *url, char *resolved)
@@ -69,13 +58,13 @@ enum MHD_Result web_static_serve(struct MHD_Connection *conn, const char *root, 
     char path[PATH_MAX];
     int rc = resolve_under_root(root, url, path);
     if (rc == -2)
-        return respond_text(conn, MHD_HTTP_FORBIDDEN, "forbidden\n");
+        return ss_http_respond_text(conn, MHD_HTTP_FORBIDDEN, "forbidden\n");
     struct stat st;
     int fd = rc == 0 ? open(path, O_RDONLY | O_CLOEXEC) : -1;
     if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
         if (fd >= 0)
             close(fd);
-        return respond_text(conn, MHD_HTTP_NOT_FOUND, "not found\n");
+        return ss_http_respond_text(conn, MHD_HTTP_NOT_FOUND, "not found\n");
     }
     /* The response owns fd from here and closes it. */
     struct MHD_Response *r = MHD_create_response_from_fd((uint64_t)st.st_size, fd);

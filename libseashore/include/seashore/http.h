@@ -13,4 +13,8 @@
 struct MHD_Daemon *ss_http_start(const char *listen, MHD_AccessHandlerCallback handler, void *cls,
                                  unsigned max_connections, unsigned timeout_s, int *port_out);
 
+/* Queues a text/plain response copied from `text`; for handlers. */
+enum MHD_Result ss_http_respond_text(struct MHD_Connection *conn, unsigned status,
+                                     const char *text);
+
 #endif
