@@ -1,16 +1,65 @@
 /* chunk-store -- the durable chunk log (JetStream) and its index
- * (PostgreSQL): which bytes of a track are durable, complete, uploaded. */
+ * (PostgreSQL): which bytes of a track are durable, ended, uploaded
+ * (docs/chunk-path.md). */
+#include "chunk_store.h"
+
 #include "seashore/drain.h"
 #include "seashore/log.h"
-#include "seashore/service.h"
+
+#include <stdio.h>
+
+static cs_ctx cs;
+static volatile bool serving;
+
+static bool serving_ready(void *arg, char *why, size_t whylen)
+{
+    (void)arg;
+    if (!serving)
+        snprintf(why, whylen, "streams and request handlers not set up yet");
+    return serving;
+}
+
+static const ss_config_var store_vars[] = {
+    {"CHUNK_LOG_MAX_BYTES", SS_CONFIG_SIZE, false, false, "2GiB", 1 << 20, INT64_MAX, NULL,
+     "size limit of the chunk log (JetStream CHUNKS); when full, new chunks get BACK_PRESSURE",
+     &cs.log_max_bytes},
+    {"CHUNK_LOG_REPLICAS", SS_CONFIG_INT, false, false, "1", 1, 5, NULL,
+     "JetStream replicas of the CHUNKS and WORK streams (3 on Kubernetes)", &cs.replicas},
+    {"MAX_CHUNK_BYTES", SS_CONFIG_SIZE, false, false, "1MiB", 1024, 16 << 20, NULL,
+     "largest chunk a client may send (same value in ingest-recorder)", &cs.max_chunk_bytes},
+    {"UPLOAD_PART_SIZE", SS_CONFIG_SIZE, false, false, "8MiB", 5 << 20, 5LL << 30, NULL,
+     "multipart part size for new tracks (R2 needs equal parts, at least 5 MiB)", &cs.part_size},
+    {"READ_MAX_BYTES", SS_CONFIG_SIZE, false, false, "1MiB", 4096, 4 << 20, NULL,
+     "largest byte range one chunkstore.read request returns", &cs.read_max_bytes},
+    {"INDEX_BATCH", SS_CONFIG_INT, false, false, "64", 1, 1024, NULL,
+     "chunk records fetched per pull from the chunk log", &cs.index_batch},
+};
 
 int main(int argc, char **argv)
 {
     ss_service svc;
-    if (ss_service_init(&svc, argc, argv, "chunk-store", SS_NEEDS_NATS | SS_NEEDS_PG, NULL, 0) != 0)
+    int rc = 1;
+    if (ss_service_init(&svc, argc, argv, "chunk-store", SS_NEEDS_NATS | SS_NEEDS_PG, store_vars,
+                        sizeof store_vars / sizeof store_vars[0]) != 0)
         return 1;
+    cs.svc = &svc;
+    cs.js = svc.nats.js;
+    cs.pg_requests = svc.pg;
+    cs.pg_index = ss_pg_open(svc.database_url);
+    if (cs.pg_index == NULL)
+        goto out;
+    ss_ops_add_ready_check(svc.ops, "chunk-log", serving_ready, NULL);
+    if (cs_streams_ensure(&cs) != 0 || cs_requests_start(&cs) != 0 || cs_indexer_start(&cs) != 0)
+        goto out;
+    serving = true;
+    ss_log_info("chunk-store running", NULL);
     ss_drain_wait(-1);
-    ss_log_info("drained", NULL);
+    rc = 0;
+out:
+    cs_requests_stop();
+    cs_indexer_stop();
+    ss_pg_close(cs.pg_index);
+    ss_log_info(rc == 0 ? "drained" : "stopped on error", NULL);
     ss_service_cleanup(&svc);
-    return 0;
+    return rc;
 }

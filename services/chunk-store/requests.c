@@ -1,0 +1,274 @@
+/* requests.c -- chunk-store's request/reply API on core NATS (queue group
+ * "chunk-store"): chunkstore.status, .chunk, .end and .read
+ * (docs/chunk-path.md). Each subscription runs on its own nats.c thread;
+ * they share one PostgreSQL connection. */
+#define OPENSSL_SUPPRESS_DEPRECATED /* SHA256_CTX: the running hash is stored */
+#include "chunk_store.h"
+
+#include <inttypes.h>
+#include <openssl/sha.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "seashore/log.h"
+#include "seashore/v1/chunks.pb-c.h"
+#include "seashore/v1/work.pb-c.h"
+
+#define INDEX_WAIT_MS   10000 /* longest a request waits for the indexer */
+#define INDEX_POLL_US   20000
+#define MAX_REPLY_EXTRA 4096
+
+cs_ctx *cs_requests_ctx;
+static natsSubscription *subs[4];
+
+static void respond(natsMsg *req, const ProtobufCMessage *reply)
+{
+    size_t n = protobuf_c_message_get_packed_size(reply);
+    uint8_t *buf = malloc(n ? n : 1);
+    if (buf == NULL || natsMsg_GetReply(req) == NULL) {
+        free(buf);
+        return;
+    }
+    protobuf_c_message_pack(reply, buf);
+    natsStatus s =
+        natsConnection_Publish(cs_requests_ctx->svc->nats.conn, natsMsg_GetReply(req), buf, (int)n);
+    if (s != NATS_OK)
+        ss_log_warn("reply failed", "{s:s, s:s}", "subject", natsMsg_GetSubject(req), "error",
+                    natsStatus_GetText(s));
+    free(buf);
+}
+
+static Seashore__V1__TrackState state_enum(const char *s)
+{
+    if (strcmp(s, "recording") == 0)
+        return SEASHORE__V1__TRACK_STATE__TRACK_STATE_RECORDING;
+    if (strcmp(s, "ended") == 0)
+        return SEASHORE__V1__TRACK_STATE__TRACK_STATE_ENDED;
+    if (strcmp(s, "complete") == 0)
+        return SEASHORE__V1__TRACK_STATE__TRACK_STATE_COMPLETE;
+    if (strcmp(s, "failed") == 0)
+        return SEASHORE__V1__TRACK_STATE__TRACK_STATE_FAILED;
+    return SEASHORE__V1__TRACK_STATE__TRACK_STATE_UNSPECIFIED;
+}
+
+/* Whether a participant exists, and its session's state ("" if none). */
+static int participant_lookup(const char *session_id, const char *participant_id, bool *exists,
+                              char *state, size_t statelen, char *err, size_t errlen)
+{
+    const char *params[] = {session_id, participant_id};
+    *exists = false;
+    state[0] = '\0';
+    PGresult *r = ss_pg_query(cs_requests_ctx->pg_requests,
+                              "SELECT s.state, p.id IS NOT NULL FROM sessions s "
+                              "LEFT JOIN participants p ON p.session_id = s.id AND p.id = $2 "
+                              "WHERE s.id = $1",
+                              2, params, err, errlen);
+    if (r == NULL)
+        return -1;
+    if (PQntuples(r) == 1) {
+        snprintf(state, statelen, "%s", PQgetvalue(r, 0, 0));
+        *exists = PQgetvalue(r, 0, 1)[0] == 't';
+    }
+    PQclear(r);
+    return 0;
+}
+
+static void status_fill(Seashore__V1__TrackStatusReply *rep, const cs_log_tail *lt, cs_track *t)
+{
+    if (lt->any) {
+        rep->state = SEASHORE__V1__TRACK_STATE__TRACK_STATE_RECORDING;
+        rep->durable_seq = lt->next_seq;
+        rep->durable_bytes = lt->bytes;
+        rep->last_stream_seq = lt->stream_seq;
+        rep->session_id = (char *)lt->session_id;
+        rep->participant_id = (char *)lt->participant_id;
+    }
+    if (!t->found)
+        return;
+    rep->state = state_enum(t->state);
+    if (!lt->any) { /* purged from the log after upload: the index knows */
+        rep->durable_seq = t->durable_seq;
+        rep->durable_bytes = t->durable_bytes;
+    }
+    rep->session_id = t->session_id;
+    rep->participant_id = t->participant_id;
+    rep->committed_seq = t->committed_seq;
+    rep->committed_bytes = t->committed_bytes;
+    rep->mime_type = t->mime_type;
+    if (t->ended) {
+        rep->chunk_count = t->chunk_count;
+        rep->total_bytes = t->total_bytes;
+        rep->sha256.data = t->sha256;
+        rep->sha256.len = 32;
+    }
+    if (t->failure[0])
+        rep->error = t->failure;
+}
+
+static void on_status(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
+{
+    Seashore__V1__TrackStatusReply rep = SEASHORE__V1__TRACK_STATUS_REPLY__INIT;
+    char err[512] = "", sstate[16] = "";
+    cs_log_tail lt;
+    cs_track t;
+    bool exists = false;
+    (void)nc, (void)sub, (void)closure;
+    Seashore__V1__TrackStatusRequest *req = seashore__v1__track_status_request__unpack(
+        NULL, (size_t)natsMsg_GetDataLength(msg), (const uint8_t *)natsMsg_GetData(msg));
+
+    if (req == NULL || !ss_uuid_valid(req->track_id))
+        snprintf(err, sizeof err, "request is not a TrackStatusRequest with a UUID track_id");
+    else if (cs_log_tail_read(cs_requests_ctx, req->track_id, &lt, err, sizeof err) == 0 &&
+             cs_track_load(cs_requests_ctx->pg_requests, req->track_id, &t, err, sizeof err) == 0) {
+        status_fill(&rep, &lt, &t);
+        if (ss_uuid_valid(req->session_id) && ss_uuid_valid(req->participant_id) &&
+            participant_lookup(req->session_id, req->participant_id, &exists, sstate, sizeof sstate,
+                               err, sizeof err) == 0) {
+            rep.participant_exists = exists;
+            rep.session_state = sstate;
+        }
+    }
+    if (err[0])
+        rep.error = err;
+    respond(msg, &rep.base);
+    seashore__v1__track_status_request__free_unpacked(req, NULL);
+    natsMsg_Destroy(msg);
+}
+
+/* Looks a chunk up in the index: 1 found, 0 not indexed, -1 error. */
+static int chunk_lookup(const char *track_id, uint64_t seq, uint32_t *size, uint8_t sha[32],
+                        char *err, size_t errlen)
+{
+    char seqs[24];
+    snprintf(seqs, sizeof seqs, "%" PRIu64, seq);
+    const char *params[] = {track_id, seqs};
+    PGresult *r = ss_pg_query(cs_requests_ctx->pg_requests,
+                              "SELECT size, encode(sha256, 'hex') FROM chunks "
+                              "WHERE track_id = $1 AND seq = $2",
+                              2, params, err, errlen);
+    if (r == NULL)
+        return -1;
+    int found = PQntuples(r) == 1 && cs_unhex(PQgetvalue(r, 0, 1), sha, 32) == 32;
+    if (found)
+        *size = (uint32_t)strtoul(PQgetvalue(r, 0, 0), NULL, 10);
+    PQclear(r);
+    return found;
+}
+
+static void on_chunk(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
+{
+    Seashore__V1__ChunkInfoReply rep = SEASHORE__V1__CHUNK_INFO_REPLY__INIT;
+    char err[512] = "";
+    uint8_t sha[32];
+    uint32_t size = 0;
+    (void)nc, (void)sub, (void)closure;
+    Seashore__V1__ChunkInfoRequest *req = seashore__v1__chunk_info_request__unpack(
+        NULL, (size_t)natsMsg_GetDataLength(msg), (const uint8_t *)natsMsg_GetData(msg));
+
+    if (req == NULL || !ss_uuid_valid(req->track_id)) {
+        snprintf(err, sizeof err, "request is not a ChunkInfoRequest with a UUID track_id");
+    } else {
+        for (int waited = 0;; waited += INDEX_POLL_US / 1000) {
+            int rc = chunk_lookup(req->track_id, req->seq, &size, sha, err, sizeof err);
+            cs_log_tail lt;
+            if (rc != 0)
+                break;
+            /* not indexed: wait only if the log already holds it */
+            if (cs_log_tail_read(cs_requests_ctx, req->track_id, &lt, err, sizeof err) != 0 ||
+                !lt.any || lt.next_seq <= req->seq)
+                break;
+            if (waited >= INDEX_WAIT_MS) {
+                snprintf(err, sizeof err,
+                         "chunk %" PRIu64 " of %s is in the log but not indexed yet", req->seq,
+                         req->track_id);
+                break;
+            }
+            usleep(INDEX_POLL_US);
+        }
+        if (err[0] == '\0' && size > 0) {
+            rep.found = true;
+            rep.size = size;
+            rep.sha256.data = sha;
+            rep.sha256.len = 32;
+        }
+    }
+    if (err[0])
+        rep.error = err;
+    respond(msg, &rep.base);
+    seashore__v1__chunk_info_request__free_unpacked(req, NULL);
+    natsMsg_Destroy(msg);
+}
+
+static void on_end(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
+{
+    Seashore__V1__TrackEndReply rep = SEASHORE__V1__TRACK_END_REPLY__INIT;
+    char text[512] = "";
+    (void)nc, (void)sub, (void)closure;
+    Seashore__V1__TrackEndRecord *req = seashore__v1__track_end_record__unpack(
+        NULL, (size_t)natsMsg_GetDataLength(msg), (const uint8_t *)natsMsg_GetData(msg));
+    if (req == NULL || !ss_uuid_valid(req->track_id)) {
+        rep.code = SEASHORE__V1__ERROR_CODE__ERROR_CODE_BAD_FRAME;
+        snprintf(text, sizeof text, "request is not a TrackEndRecord with a UUID track_id");
+    } else {
+        cs_end_handle(req, &rep, text, sizeof text);
+    }
+    rep.message = text;
+    respond(msg, &rep.base);
+    seashore__v1__track_end_record__free_unpacked(req, NULL);
+    natsMsg_Destroy(msg);
+}
+
+static void on_read(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
+{
+    Seashore__V1__ReadRangeReply rep = SEASHORE__V1__READ_RANGE_REPLY__INIT;
+    char err[512] = "";
+    (void)nc, (void)sub, (void)closure;
+    Seashore__V1__ReadRangeRequest *req = seashore__v1__read_range_request__unpack(
+        NULL, (size_t)natsMsg_GetDataLength(msg), (const uint8_t *)natsMsg_GetData(msg));
+    if (req == NULL || !ss_uuid_valid(req->track_id))
+        snprintf(err, sizeof err, "request is not a ReadRangeRequest with a UUID track_id");
+    else
+        cs_read_handle(req, &rep, err, sizeof err);
+    if (err[0])
+        rep.error = err;
+    respond(msg, &rep.base);
+    free(rep.data.data);
+    seashore__v1__read_range_request__free_unpacked(req, NULL);
+    natsMsg_Destroy(msg);
+}
+
+int cs_requests_start(cs_ctx *cs)
+{
+    static const struct {
+        const char *subject;
+        natsMsgHandler cb;
+    } table[] = {{"chunkstore.status", on_status},
+                 {"chunkstore.chunk", on_chunk},
+                 {"chunkstore.end", on_end},
+                 {"chunkstore.read", on_read}};
+    cs_requests_ctx = cs;
+    for (size_t i = 0; i < sizeof table / sizeof table[0]; i++) {
+        natsStatus s = natsConnection_QueueSubscribe(&subs[i], cs->svc->nats.conn, table[i].subject,
+                                                     CS_QUEUE, table[i].cb, NULL);
+        if (s != NATS_OK) {
+            ss_log_error("cannot subscribe", "{s:s, s:s}", "subject", table[i].subject, "error",
+                         natsStatus_GetText(s));
+            return -1;
+        }
+    }
+    return 0;
+}
+
+void cs_requests_stop(void)
+{
+    for (size_t i = 0; i < sizeof subs / sizeof subs[0]; i++) {
+        if (subs[i] == NULL)
+            continue;
+        natsSubscription_Drain(subs[i]);
+        natsSubscription_WaitForDrainCompletion(subs[i], 5000);
+        natsSubscription_Destroy(subs[i]);
+        subs[i] = NULL;
+    }
+}

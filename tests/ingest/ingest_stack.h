@@ -1,0 +1,52 @@
+/* ingest_stack.h -- the durable-ingest path on loopback for tests:
+ * nats-server (JetStream), PostgreSQL with the migrations, chunk-store and
+ * ingest-recorder, a host/session/participant to record for, tokens, and
+ * reading a track back through chunkstore.read. */
+#ifndef INGEST_STACK_H
+#define INGEST_STACK_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "harness.h"
+
+#define STACK_SECRET  "ingest-test-secret-0123456789abcdef0123"
+#define STACK_MAX_ENV 32
+
+typedef struct ingest_stack {
+    harness *h;
+    harness_nats nats;
+    harness_pg pg;
+    pid_t ingest_pid, store_pid;
+    int ws_port, ingest_ops_port, store_ops_port;
+    char ws_url[128];
+    char session_id[37], participant_id[37], other_participant_id[37];
+    const char *extra_env[8]; /* "NAME=value" added to both services */
+} ingest_stack;
+
+/* Starts everything; 0 when both services are ready. */
+int stack_start(ingest_stack *s, const char *test_name);
+void stack_stop(ingest_stack *s);
+
+pid_t stack_start_ingest(ingest_stack *s);
+pid_t stack_start_store(ingest_stack *s);
+/* Waits for a service's /readyz to answer 200. */
+int stack_wait_ready(int ops_port, int timeout_ms);
+
+/* A fresh ingest token for the stack's participant (caller frees). */
+char *stack_token(const ingest_stack *s, const char *participant_id, int64_t ttl_s);
+
+/* Reads the whole track through chunkstore.read; caller frees *out. */
+int stack_read_track(ingest_stack *s, const char *track_id, uint8_t **out, size_t *len);
+
+/* Runs a program with the test environment, waits up to timeout_ms;
+ * returns the exit status or -1. Output goes to <dir>/<name>.log. */
+int stack_run(ingest_stack *s, const char *name, char *const argv[], int timeout_ms);
+/* Starts a program (not waiting). */
+pid_t stack_spawn(ingest_stack *s, const char *name, char *const argv[]);
+
+/* The lines of <dir>/<name>.log (caller frees). */
+char *stack_log(ingest_stack *s, const char *name);
+
+#endif
