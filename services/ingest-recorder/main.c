@@ -120,8 +120,8 @@ static void serve(int64_t drain_timeout_ms)
         if (!draining) {
             draining = true;
             deadline = ing_now_us() + drain_timeout_ms * 1000;
+            /* new upgrades are refused from now on (see on_filter) */
             ss_log_info("draining", "{s:i}", "connections", (int)ing_connection_count());
-            lws_context_deprecate(ing_context, NULL);
         }
         ing_drain_connections();
         if (ing_connection_count() == 0 || ing_now_us() > deadline)

@@ -2,6 +2,7 @@
 #include "ingest_stack.h"
 
 #include <nats/nats.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -173,12 +174,37 @@ int stack_start(ingest_stack *s, const char *test_name)
     return 0;
 }
 
-void stack_stop(ingest_stack *s)
+int stack_stop_service(ingest_stack *s, pid_t *pid, const char *name)
 {
+    int status = -1, problems = 0;
+    if (*pid <= 0)
+        return 0;
+    harness_signal(s->h, *pid, SIGTERM);
+    if (harness_wait_exit(s->h, *pid, 30000, &status) != 0 || !WIFEXITED(status) ||
+        WEXITSTATUS(status) != 0) {
+        fprintf(stderr, "%s did not exit 0 after SIGTERM (status %d)\n", name, status);
+        problems++;
+    }
+    *pid = 0;
+    char *log = stack_log(s, name);
+    if (log && (strstr(log, "Sanitizer") || strstr(log, "runtime error"))) {
+        fprintf(stderr, "%s logged a sanitizer report:\n%s\n", name, log);
+        problems++;
+    }
+    free(log);
+    return problems;
+}
+
+int stack_stop(ingest_stack *s)
+{
+    int problems = 0;
     if (s->h == NULL)
-        return;
-    harness_free(s->h); /* stops every process it started */
+        return 0;
+    problems += stack_stop_service(s, &s->ingest_pid, "ingest-recorder");
+    problems += stack_stop_service(s, &s->store_pid, "chunk-store");
+    harness_free(s->h); /* stops every other process it started */
     s->h = NULL;
+    return problems;
 }
 
 char *stack_token(const ingest_stack *s, const char *participant_id, int64_t ttl_s)

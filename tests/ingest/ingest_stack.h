@@ -27,7 +27,11 @@ typedef struct ingest_stack {
 
 /* Starts everything; 0 when both services are ready. */
 int stack_start(ingest_stack *s, const char *test_name);
-void stack_stop(ingest_stack *s);
+/* SIGTERMs both services and stops everything; returns the number of
+ * problems (a service that did not exit 0 or logged a sanitizer report). */
+int stack_stop(ingest_stack *s);
+/* Stops one service with SIGTERM; 0 when it exited 0 with a clean log. */
+int stack_stop_service(ingest_stack *s, pid_t *pid, const char *name);
 
 pid_t stack_start_ingest(ingest_stack *s);
 pid_t stack_start_store(ingest_stack *s);

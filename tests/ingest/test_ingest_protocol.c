@@ -42,6 +42,6 @@ int main(void)
     }
     TEST_RUN(test_protocol_cases);
     TEST_RUN(test_services_survived);
-    stack_stop(&stack);
+    CHECK_EQ_INT(stack_stop(&stack), 0);
     return check_finish();
 }
