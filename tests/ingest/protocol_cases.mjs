@@ -24,6 +24,8 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const root = new protobuf.Root();
 root.resolvePath = (o, t) => path.join(here, '..', '..', 'proto', t);
 root.loadSync('seashore/v1/chunks.proto', { keepCase: true });
+root.loadSync('seashore/v1/work.proto', { keepCase: true });
+const CommittedUpdate = root.lookupType('seashore.v1.CommittedUpdate');
 const ReadReq = root.lookupType('seashore.v1.ReadRangeRequest');
 const ReadRep = root.lookupType('seashore.v1.ReadRangeReply');
 
@@ -336,6 +338,23 @@ await run('slow consumer (never reads): disconnected, other tracks unaffected', 
   slow.ws._socket.resume();
   const cl = await slow.waitClosed(90000);
   expect(cl, 'slow consumer never disconnected');
+});
+
+await run('Committed: forwarded when the uploader reports progress, never backwards', async () => {
+  const t = randomUUID();
+  const p = pieces(4, 2000);
+  const [c, w] = await open(URL, token(), t);
+  expect(w.welcome && w.welcome.committed_seq === 0, 'committed_seq starts at 0');
+  await sendChunks(c, p, 0, 4);
+  const pub = (seq) => nc.publish(`track.committed.${t}`, CommittedUpdate.encode({ track_id: t, committed_seq: seq, committed_bytes: seq * 2000 }).finish());
+  pub(2);
+  const f = await c.next((x) => x.committed);
+  expect(f && f.committed.committed_seq === 2, `Committed ${JSON.stringify(f)}`);
+  pub(1); // stale: ignored
+  pub(3);
+  const g = await c.next((x) => x.committed);
+  expect(g && g.committed.committed_seq === 3, `Committed ${JSON.stringify(g)}`);
+  c.close();
 });
 
 await run('tracks refused above are unchanged', async () => {
