@@ -186,6 +186,19 @@ static void test_drain_ingest(void)
     fault_mid_stream("send-drain-ingest", term_ingest);
 }
 
+/* A permanent error (here a bad token) ends seashore-send with status 1
+ * and a message naming the error code, instead of retrying forever. */
+static void test_permanent_error(void)
+{
+    char *bin = harness_build_path("tools/seashore-send/seashore-send");
+    char *argv[] = {bin, "--url", stack.ws_url, "--token", "not-a-token", "--quiet", media, NULL};
+    CHECK_EQ_INT(stack_run(&stack, "send-bad-token", argv, 30000), 1);
+    char *log = stack_log(&stack, "send-bad-token");
+    CHECK_CONTAINS(log, "BAD_TOKEN");
+    free(log);
+    free(bin);
+}
+
 static void test_200_clients(void)
 {
     static char ids[MAX_TRACKS][37];
@@ -224,6 +237,7 @@ int main(void)
         TEST_RUN(test_kill_ingest);
         TEST_RUN(test_kill_store);
         TEST_RUN(test_drain_ingest);
+        TEST_RUN(test_permanent_error);
         TEST_RUN(test_200_clients);
     }
     CHECK_EQ_INT(stack_stop(&stack), 0);
