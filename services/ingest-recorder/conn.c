@@ -690,8 +690,12 @@ void ing_process_done_calls(void)
     for (ing_call *call = ing_pool_take_done(), *next; call; call = next) {
         next = call->next;
         ing_conn *c = call->owner;
-        if (call->purpose == ING_CALL_COMMITTED_UPDATE) {
-            ing_on_committed(call->subject, call->seq, call->size);
+        if (call->purpose == ING_CALL_COMMITTED_UPDATE ||
+            call->purpose == ING_CALL_RESEND_REQUEST) {
+            if (call->purpose == ING_CALL_COMMITTED_UPDATE)
+                ing_on_committed(call->subject, call->seq, call->size);
+            else
+                ing_on_resend(call->subject, call->seq, call->err);
             ing_call_free(call);
             continue;
         }
@@ -726,6 +730,32 @@ void ing_on_committed(const char *track_id, uint64_t seq, uint64_t bytes)
         c->committed_seq = seq;
         c->committed_bytes = bytes;
         c->committed_due = true;
+        lws_callback_on_writable(c->wsi);
+    }
+}
+
+/* The backend lost acked chunks from `from_seq` on: the client is told to
+ * send them again and reconnects (1012), so its next Welcome carries the
+ * resume point the backend has now. */
+void ing_on_resend(const char *track_id, uint64_t from_seq, const char *reason)
+{
+    for (ing_conn *c = conns; c; c = c->next) {
+        if (c->wsi == NULL || c->state != CONN_READY || strcmp(c->track_id, track_id) != 0)
+            continue;
+        Seashore__V1__ServerFrame f = SEASHORE__V1__SERVER_FRAME__INIT;
+        Seashore__V1__Resend r = SEASHORE__V1__RESEND__INIT;
+        r.from_seq = from_seq;
+        r.reason = (char *)reason;
+        f.kind_case = SEASHORE__V1__SERVER_FRAME__KIND_RESEND;
+        f.resend = &r;
+        ing_send_frame(c, &f);
+        ss_log_warn("resend requested", "{s:s, s:I, s:s}", "track_id", track_id, "from_seq",
+                    (long long)from_seq, "reason", reason);
+        c->close_code = 1012; /* service restart: reconnect and resume */
+        snprintf(c->close_reason, sizeof c->close_reason, "resend from seq %llu",
+                 (unsigned long long)from_seq);
+        c->state = CONN_CLOSING;
+        rx_pause(c, true);
         lws_callback_on_writable(c->wsi);
     }
 }

@@ -93,6 +93,7 @@ int ing_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, 
                  size_t len);
 void ing_process_done_calls(void);
 void ing_on_committed(const char *track_id, uint64_t seq, uint64_t bytes);
+void ing_on_resend(const char *track_id, uint64_t from_seq, const char *reason);
 void ing_drain_connections(void);
 size_t ing_connection_count(void);
 int ing_metrics_init(void);

@@ -70,6 +70,24 @@ static void on_committed_msg(natsConnection *nc, natsSubscription *sub, natsMsg 
     seashore__v1__committed_update__free_unpacked(u, NULL);
 }
 
+/* track.resend.<id>: chunk-store lost acked chunks of the track. */
+static void on_resend_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *arg)
+{
+    (void)nc, (void)sub, (void)arg;
+    Seashore__V1__ResendRequest *r = seashore__v1__resend_request__unpack(
+        NULL, (size_t)natsMsg_GetDataLength(msg), (const uint8_t *)natsMsg_GetData(msg));
+    natsMsg_Destroy(msg);
+    if (r == NULL)
+        return;
+    ing_call *call = ing_call_new(ING_CALL_REQUEST, ING_CALL_RESEND_REQUEST, NULL, r->track_id);
+    if (call != NULL) {
+        call->seq = r->from_seq;
+        snprintf(call->err, sizeof call->err, "%s", r->reason);
+        ing_pool_push_done(call);
+    }
+    seashore__v1__resend_request__free_unpacked(r, NULL);
+}
+
 static int split_listen(const char *listen, char *host, size_t hostlen, int *port)
 {
     const char *colon = strrchr(listen, ':');
@@ -132,7 +150,7 @@ static void serve(int64_t drain_timeout_ms)
 int main(int argc, char **argv)
 {
     ss_service svc;
-    natsSubscription *committed_sub = NULL;
+    natsSubscription *committed_sub = NULL, *resend_sub = NULL;
     int rc = 1;
     if (ss_service_init(&svc, argc, argv, "ingest-recorder", SS_NEEDS_NATS, ingest_vars,
                         sizeof ingest_vars / sizeof ingest_vars[0]) != 0)
@@ -146,7 +164,9 @@ int main(int argc, char **argv)
     if (ing_pool_start(svc.nats.js, svc.nats.conn, (int)ing_cfg.publish_threads,
                        ing_cfg.nats_timeout_ms, wake_loop, NULL) != 0 ||
         natsConnection_Subscribe(&committed_sub, svc.nats.conn, "track.committed.*",
-                                 on_committed_msg, NULL) != NATS_OK)
+                                 on_committed_msg, NULL) != NATS_OK ||
+        natsConnection_Subscribe(&resend_sub, svc.nats.conn, "track.resend.*", on_resend_msg,
+                                 NULL) != NATS_OK)
         goto out;
     ss_log_info("listening", "{s:s, s:s}", "WS_LISTEN", ing_cfg.ws_listen, "path", ING_PATH);
     serve(svc.drain_timeout_ms);
@@ -154,6 +174,8 @@ int main(int argc, char **argv)
 out:
     natsSubscription_Unsubscribe(committed_sub);
     natsSubscription_Destroy(committed_sub);
+    natsSubscription_Unsubscribe(resend_sub);
+    natsSubscription_Destroy(resend_sub);
     ing_pool_stop();
     if (ing_context) {
         ing_process_done_calls();

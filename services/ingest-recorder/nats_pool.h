@@ -53,6 +53,9 @@ void ing_pool_push_done(ing_call *call);
 /* purpose of a pushed CommittedUpdate: subject = track id, seq/size =
  * committed seq/bytes. */
 #define ING_CALL_COMMITTED_UPDATE 100
+/* purpose of a pushed ResendRequest: subject = track id, seq = from_seq,
+ * err = reason. */
+#define ING_CALL_RESEND_REQUEST 101
 
 ing_call *ing_call_new(ing_call_kind kind, int purpose, void *owner, const char *subject);
 void ing_call_free(ing_call *call);

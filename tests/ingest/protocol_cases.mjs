@@ -26,6 +26,7 @@ root.resolvePath = (o, t) => path.join(here, '..', '..', 'proto', t);
 root.loadSync('seashore/v1/chunks.proto', { keepCase: true });
 root.loadSync('seashore/v1/work.proto', { keepCase: true });
 const CommittedUpdate = root.lookupType('seashore.v1.CommittedUpdate');
+const ResendRequest = root.lookupType('seashore.v1.ResendRequest');
 const ReadReq = root.lookupType('seashore.v1.ReadRangeRequest');
 const ReadRep = root.lookupType('seashore.v1.ReadRangeReply');
 
@@ -355,6 +356,18 @@ await run('Committed: forwarded when the uploader reports progress, never backwa
   const g = await c.next((x) => x.committed);
   expect(g && g.committed.committed_seq === 3, `Committed ${JSON.stringify(g)}`);
   c.close();
+});
+
+await run('Resend: forwarded to the connected client, then close 1012 so it resumes from a new Welcome', async () => {
+  const t = randomUUID();
+  const p = pieces(2, 1000);
+  const [c] = await open(URL, token(), t);
+  await sendChunks(c, p, 0, 2);
+  nc.publish(`track.resend.${t}`, ResendRequest.encode({ track_id: t, from_seq: 1, reason: 'test' }).finish());
+  const f = await c.next((x) => x.resend);
+  expect(f && f.resend.from_seq === 1 && f.resend.reason === 'test', `Resend ${JSON.stringify(f || c.closed)}`);
+  const cl = await c.waitClosed();
+  expect(cl && cl.code === 1012, `close ${JSON.stringify(cl)}`);
 });
 
 await run('tracks refused above are unchanged', async () => {

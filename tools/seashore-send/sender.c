@@ -298,7 +298,7 @@ static void on_established(track *t, struct lws *wsi)
 {
     t->wsi = wsi;
     t->state = TS_OPEN;
-    t->opened_us = t->last_rx_us = mono_us();
+    t->last_rx_us = mono_us();
     if (t->ever_connected)
         say(t->s, "track %s: reconnected", t->id);
     t->ever_connected = true;

@@ -111,8 +111,8 @@ typedef struct track {
     bool err_seen, err_retryable;
     uint32_t retry_after_ms; /* from the connection's last Error */
     char err_text[160];      /* "CODE: message" of that Error */
-    int64_t opened_us, last_rx_us;
-    unsigned char *rx; /* fragments of the server frame being received */
+    int64_t last_rx_us;      /* last complete server frame */
+    unsigned char *rx;       /* fragments of the server frame being received */
     size_t rx_len, rx_cap;
 
     /* the stream; chunk n is bytes [n * chunk_size, ...) of the source */
