@@ -1,0 +1,31 @@
+/* test_ingest_limits.c -- ingest-recorder's limits with small values:
+ * max_inflight flow control, idle timeout, max connections and a full
+ * chunk log (back-pressure, nothing lost); see limits_cases.mjs. */
+#include "check.h"
+#include "ingest_stack.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+static ingest_stack stack = {.extra_env = {"IDLE_TIMEOUT=2s", "MAX_CONNECTIONS=4", "MAX_INFLIGHT=2",
+                                           "CHUNK_LOG_MAX_BYTES=2MiB"}};
+
+static void test_limit_cases(void)
+{
+    char *script = harness_source_path("tests/ingest/limits_cases.mjs");
+    char *argv[] = {"node", script, NULL};
+    int rc = stack_run(&stack, "limits-cases", argv, 120000);
+    char *log = stack_log(&stack, "limits-cases");
+    printf("%s", log ? log : "");
+    CHECK_EQ_INT(rc, 0);
+    free(log);
+    free(script);
+}
+
+int main(void)
+{
+    if (CHECK_EQ_INT(stack_start(&stack, "test_ingest_limits"), 0))
+        TEST_RUN(test_limit_cases);
+    CHECK_EQ_INT(stack_stop(&stack), 0);
+    return check_finish();
+}
