@@ -40,6 +40,8 @@ typedef struct cs_track {
     int sha_state_len;
     int64_t capture_start_unix_us, clock_offset_us, duration_us;
     char failure[512];
+    uint64_t purged_seq; /* chunks 1..purged_seq-1 left the log (committed) */
+    bool log_released;   /* every chunk left the log (uploaded and muxed) */
 } cs_track;
 
 /* Reads the track's row; returns 0 (found or not, see t->found) or -1 on
@@ -86,6 +88,11 @@ void cs_indexer_stop(void);
 extern cs_ctx *cs_requests_ctx;
 int cs_requests_start(cs_ctx *cs);
 void cs_requests_stop(void);
+
+/* retention.c: chunks leave the log once committed (and the header and
+ * newest chunk once the track is muxed). */
+int cs_retention_start(cs_ctx *cs);
+void cs_retention_stop(void);
 
 /* track_end.c, read_range.c: bodies of chunkstore.end and chunkstore.read.
  * Fill rep (and text/err); return 0 or -1. */

@@ -49,7 +49,8 @@ int main(int argc, char **argv)
     if (cs.pg_index == NULL)
         goto out;
     ss_ops_add_ready_check(svc.ops, "chunk-log", serving_ready, NULL);
-    if (cs_streams_ensure(&cs) != 0 || cs_requests_start(&cs) != 0 || cs_indexer_start(&cs) != 0)
+    if (cs_streams_ensure(&cs) != 0 || cs_requests_start(&cs) != 0 ||
+        cs_retention_start(&cs) != 0 || cs_indexer_start(&cs) != 0)
         goto out;
     serving = true;
     ss_log_info("chunk-store running", NULL);
@@ -57,6 +58,7 @@ int main(int argc, char **argv)
     rc = 0;
 out:
     cs_requests_stop();
+    cs_retention_stop();
     cs_indexer_stop();
     ss_pg_close(cs.pg_index);
     ss_log_info(rc == 0 ? "drained" : "stopped on error", NULL);

@@ -16,6 +16,13 @@ static int copy_chunk(uint64_t stream_seq, uint64_t chunk_off, uint64_t start, u
     natsMsg *m = NULL;
     jsErrCode jerr = 0;
     natsStatus s = js_GetMsg(&m, cs_requests_ctx->js, CS_STREAM_CHUNKS, stream_seq, NULL, &jerr);
+    if (s == NATS_NOT_FOUND || jerr == JSNoMessageFoundErr) {
+        snprintf(err, errlen,
+                 "bytes at offset %" PRIu64 " were released from the chunk log "
+                 "after upload (committed); read the raw object instead",
+                 chunk_off);
+        return -1;
+    }
     if (s != NATS_OK) {
         snprintf(err, errlen, "chunk log message %" PRIu64 " unreadable: %s", stream_seq,
                  natsStatus_GetText(s));
@@ -53,6 +60,13 @@ int cs_read_handle(const Seashore__V1__ReadRangeRequest *req, Seashore__V1__Read
         return -1;
     }
     rep->track_bytes = t.durable_bytes;
+    if (t.log_released) {
+        snprintf(err, errlen,
+                 "track %s was released from the chunk log after upload and "
+                 "remux; read the raw object instead",
+                 req->track_id);
+        return -1;
+    }
     uint64_t start = req->offset;
     uint64_t end = start + req->length < t.durable_bytes ? start + req->length : t.durable_bytes;
     rep->eof = t.ended && end >= t.total_bytes && start <= t.total_bytes;

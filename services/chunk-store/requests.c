@@ -88,9 +88,10 @@ static void status_fill(Seashore__V1__TrackStatusReply *rep, const cs_log_tail *
     if (!t->found)
         return;
     rep->state = state_enum(t->state);
-    if (!lt->any) { /* purged from the log after upload: the index knows */
+    if (!lt->any || t->durable_seq > lt->next_seq) { /* released after upload: the index knows */
         rep->durable_seq = t->durable_seq;
         rep->durable_bytes = t->durable_bytes;
+        rep->last_stream_seq = 0;
     }
     rep->session_id = t->session_id;
     rep->participant_id = t->participant_id;

@@ -19,7 +19,7 @@ static const char track_select[] =
     "durable_bytes, committed_seq, committed_bytes, chunk_count, total_bytes, part_size, "
     "encode(sha256, 'hex'), encode(sha256_state, 'hex'), coalesce(capture_start_unix_us, 0), "
     "coalesce(clock_offset_us, 0), coalesce(duration_us, 0), "
-    "coalesce(failure, '') FROM tracks WHERE id = $1";
+    "coalesce(failure, ''), purged_seq, log_released FROM tracks WHERE id = $1";
 
 static void copy_field(char *dst, size_t len, const PGresult *r, int col)
 {
@@ -77,6 +77,8 @@ int cs_track_load(ss_pg *pg, const char *track_id, cs_track *t, char *err, size_
         t->clock_offset_us = strtoll(PQgetvalue(r, 0, 16), NULL, 10);
         t->duration_us = strtoll(PQgetvalue(r, 0, 17), NULL, 10);
         copy_field(t->failure, sizeof t->failure, r, 18);
+        t->purged_seq = u64_field(r, 19);
+        t->log_released = PQgetvalue(r, 0, 20)[0] == 't';
     }
     PQclear(r);
     return 0;

@@ -214,15 +214,15 @@ char *stack_token(const ingest_stack *s, const char *participant_id, int64_t ttl
                                  (int64_t)time(NULL), ttl_s);
 }
 
-static int read_piece(natsConnection *nc, const char *track_id, uint64_t off, uint8_t **buf,
-                      size_t *len, int *eof)
+static int read_piece(natsConnection *nc, const char *track_id, uint64_t off, uint32_t want,
+                      uint8_t **buf, size_t *len, int *eof)
 {
     Seashore__V1__ReadRangeRequest req = SEASHORE__V1__READ_RANGE_REQUEST__INIT;
     uint8_t enc[128];
     natsMsg *reply = NULL;
     req.track_id = (char *)track_id;
     req.offset = off;
-    req.length = READ_PIECE;
+    req.length = want;
     size_t n = seashore__v1__read_range_request__pack(&req, enc);
     if (natsConnection_Request(&reply, nc, "chunkstore.read", enc, (int)n, 10000) != NATS_OK)
         return -1;
@@ -255,7 +255,21 @@ int stack_read_track(ingest_stack *s, const char *track_id, uint8_t **out, size_
     if (natsConnection_ConnectTo(&nc, s->nats.url) != NATS_OK)
         return -1;
     while (!eof && rc == 0)
-        rc = read_piece(nc, track_id, *len, out, len, &eof);
+        rc = read_piece(nc, track_id, *len, READ_PIECE, out, len, &eof);
+    natsConnection_Destroy(nc);
+    return rc;
+}
+
+int stack_read_range(ingest_stack *s, const char *track_id, uint64_t offset, uint32_t length,
+                     uint8_t **out, size_t *len)
+{
+    natsConnection *nc = NULL;
+    int eof = 0;
+    *out = NULL;
+    *len = 0;
+    if (natsConnection_ConnectTo(&nc, s->nats.url) != NATS_OK)
+        return -1;
+    int rc = read_piece(nc, track_id, offset, length, out, len, &eof);
     natsConnection_Destroy(nc);
     return rc;
 }

@@ -44,6 +44,10 @@ char *stack_token(const ingest_stack *s, const char *participant_id, int64_t ttl
 /* Reads the whole track through chunkstore.read; caller frees *out. */
 int stack_read_track(ingest_stack *s, const char *track_id, uint8_t **out, size_t *len);
 
+/* Reads one byte range through chunkstore.read; caller frees *out. */
+int stack_read_range(ingest_stack *s, const char *track_id, uint64_t offset, uint32_t length,
+                     uint8_t **out, size_t *len);
+
 /* Runs a program with the test environment, waits up to timeout_ms;
  * returns the exit status or -1. Output goes to <dir>/<name>.log. */
 int stack_run(ingest_stack *s, const char *name, char *const argv[], int timeout_ms);
