@@ -8,6 +8,7 @@
 #   make format        clang-format -i the C sources
 #   make format-check  fail if any C source is not formatted
 #   make clean         remove the build directories
+#   make bench-ingest  the ingest benchmark (bench/ingest/run.sh $(BENCH_ARGS))
 
 JOBS ?= $(shell nproc)
 
@@ -51,3 +52,9 @@ format-check:
 
 clean:
 	rm -rf build build-asan
+
+# The ingest benchmark; report in bench/results/. Options through BENCH_ARGS,
+# e.g. make bench-ingest BENCH_ARGS='--seconds 5 --scenarios "20x65536"'
+.PHONY: bench-ingest
+bench-ingest:
+	bench/ingest/run.sh $(BENCH_ARGS)

@@ -440,6 +440,10 @@ static int init_tracks(sender *s)
         t->s = s;
         t->state = TS_WAITING;
         memcpy(t->id, s->o->track_ids[i], sizeof t->id);
+        /* With --rate, copies start spread over one period, as independent
+         * recorders would, instead of all sending at the same instant. */
+        if (s->o->rate > 0)
+            t->next_chunk_us = mono_us() + (int64_t)(1e6 / s->o->rate * i / s->ntracks);
         t->md = EVP_MD_CTX_new();
         if (!t->md || EVP_DigestInit_ex(t->md, EVP_sha256(), NULL) != 1) {
             error_msg(s, "EVP_DigestInit_ex(sha256) failed");
