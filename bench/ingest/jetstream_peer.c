@@ -35,7 +35,7 @@
 
 #define PROG           "jetstream_peer"
 #define DUP_WINDOW_NS  (120LL * 1000 * 1000 * 1000)
-#define START_DELAY_US 200000 /* all publishers start together, after this */
+#define START_DELAY_US 200000 /* publishers start after this, spread over one period */
 
 typedef struct {
     const char *url, *stream;
@@ -261,7 +261,9 @@ static int run(const options *o, jsCtx *js)
     int64_t start = mono_us() + START_DELAY_US;
     for (unsigned i = 0; i < o->publishers; i++) {
         publisher *p = &pubs[i];
-        *p = (publisher){.index = i, .js = js, .o = o, .start_us = start};
+        /* spread over one period, as seashore-send --copies --rate does */
+        int64_t spread = o->rate > 0 ? (int64_t)(1e6 / o->rate * i / o->publishers) : 0;
+        *p = (publisher){.index = i, .js = js, .o = o, .start_us = start + spread};
         p->payload = malloc(o->size);
         p->lat_us = calloc(o->seconds, sizeof *p->lat_us);
         if (!p->payload || !p->lat_us || RAND_bytes(p->payload, (int)o->size) != 1) {

@@ -304,6 +304,8 @@ run_load() {
         unset "PIDS[$name]"
     fi
     sample "$samples" ingest-recorder chunk-store nats-server
+    # the server's own view of the ack latency (chunk received -> PubAck)
+    curl -fsS "http://127.0.0.1:$INGEST_OPS/metrics" >"$TMP/$name.metrics" 2>/dev/null || true
     [ "$timed_out" = 0 ] || status=124
     return "$status"
 }

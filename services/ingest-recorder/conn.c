@@ -22,7 +22,12 @@ enum { CALL_STATUS = 1, CALL_PUBLISH, CALL_CHUNK_INFO, CALL_END };
 static ing_conn *conns;
 static size_t nconns;
 static size_t buffered_bytes; /* chunk bytes held by all connections */
-static ss_metric *m_chunks, *m_bytes, *m_conns, *m_errors;
+static ss_metric *m_chunks, *m_bytes, *m_conns, *m_errors, *m_ack_latency;
+
+void ing_count_error_frame(void)
+{
+    ss_series_inc(ss_metric_series(m_errors));
+}
 
 size_t ing_connection_count(void)
 {
@@ -37,7 +42,12 @@ int ing_metrics_init(void)
                                  "Chunk bytes made durable and acked", NULL);
     m_conns = ss_metrics_gauge("seashore_ingest_connections", "Open recorder connections", NULL);
     m_errors = ss_metrics_counter("seashore_ingest_error_frames_total", "Error frames sent", NULL);
-    return m_chunks && m_bytes && m_conns && m_errors ? 0 : -1;
+    static const double bounds[] = {0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5};
+    m_ack_latency = ss_metrics_histogram(
+        "seashore_ingest_ack_latency_seconds",
+        "From a chunk's last byte received to its publish acknowledged by the chunk log", NULL,
+        bounds, sizeof bounds / sizeof bounds[0]);
+    return m_chunks && m_bytes && m_conns && m_errors && m_ack_latency ? 0 : -1;
 }
 
 static void conn_unref(ing_conn *c)
@@ -361,6 +371,8 @@ static void on_publish_done(ing_conn *c, ing_call *call)
         c->ack_due = true;
         ss_series_inc(ss_metric_series(m_chunks));
         ss_series_add(ss_metric_series(m_bytes), (double)k->len);
+        ss_series_observe(ss_metric_series(m_ack_latency),
+                          (double)(ing_now_us() - k->received_us) / 1e6);
         if (c->wsi)
             lws_callback_on_writable(c->wsi);
         publish_next(c);

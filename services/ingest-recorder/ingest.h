@@ -96,6 +96,7 @@ void ing_on_committed(const char *track_id, uint64_t seq, uint64_t bytes);
 void ing_on_resend(const char *track_id, uint64_t from_seq, const char *reason);
 void ing_drain_connections(void);
 size_t ing_connection_count(void);
+void ing_count_error_frame(void);
 int ing_metrics_init(void);
 
 /* frames.c: server frames onto a connection's output queue. */
