@@ -16,10 +16,11 @@
 #include "seashore/metrics.h"
 #include "seashore/v1/chunks.pb-c.h"
 
-#define FETCH_WAIT_MS      1000
-#define AHEAD_NAK_DELAY_NS (200LL * 1000 * 1000)
-#define RETRY_NAK_DELAY_NS (1000LL * 1000 * 1000)
-#define ACK_WAIT_NS        (30LL * 1000 * 1000 * 1000)
+#define FETCH_WAIT_MS        1000
+#define AHEAD_NAK_DELAY_NS   (200LL * 1000 * 1000)
+#define RETRY_NAK_DELAY_NS   (1000LL * 1000 * 1000)
+#define ACK_WAIT_NS          (30LL * 1000 * 1000 * 1000)
+#define MAX_AHEAD_DELIVERIES 3000 /* about 10 minutes of 200 ms NAK delays */
 
 typedef enum { IDX_ACK, IDX_NAK_AHEAD, IDX_RETRY, IDX_TERM } idx_verdict;
 
@@ -221,6 +222,14 @@ static void handle_msg(cs_ctx *cs, natsMsg *msg)
     else
         v = index_record(cs, c, meta->Sequence.Stream);
 
+    if (v == IDX_NAK_AHEAD && meta != NULL && meta->NumDelivered > MAX_AHEAD_DELIVERIES) {
+        /* its predecessors never arrive (e.g. chunk 0 was refused): stop
+         * the redelivery loop; the track's End will report the gap */
+        ss_log_error("chunk record waited too long for its predecessors; dropped from the index",
+                     "{s:s, s:I, s:I}", "track_id", c ? c->track_id : "?", "seq",
+                     c ? (long long)c->seq : -1LL, "deliveries", (long long)meta->NumDelivered);
+        v = IDX_TERM;
+    }
     if (v == IDX_ACK)
         natsMsg_Ack(msg, NULL);
     else if (v == IDX_NAK_AHEAD)
