@@ -23,7 +23,7 @@ typedef struct ing_config {
     const char *ws_listen;
     const char *token_secret;
     int64_t max_chunk_bytes, max_inflight, idle_timeout_ms, max_connections;
-    int64_t buffer_bytes, publish_threads, nats_timeout_ms;
+    int64_t buffer_bytes, publish_threads, request_threads, nats_timeout_ms;
 } ing_config;
 
 typedef struct ing_chunk {

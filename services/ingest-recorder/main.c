@@ -36,6 +36,9 @@ static const ss_config_var ingest_vars[] = {
     {"PUBLISH_THREADS", SS_CONFIG_INT, false, false, "16", 1, 256, NULL,
      "threads publishing to the chunk log (one publish in flight per track)",
      &ing_cfg.publish_threads},
+    {"REQUEST_THREADS", SS_CONFIG_INT, false, false, "16", 1, 256, NULL,
+     "threads asking chunk-store (Hello status, resend checks, End); separate from publishing",
+     &ing_cfg.request_threads},
     {"NATS_TIMEOUT", SS_CONFIG_DURATION, false, false, "5s", 100, 60000, NULL,
      "longest wait for a JetStream publish or a chunk-store reply", &ing_cfg.nats_timeout_ms},
 };
@@ -162,7 +165,8 @@ int main(int argc, char **argv)
     }
     ss_drain_on_start(drain_wake, NULL);
     if (ing_pool_start(svc.nats.js, svc.nats.conn, (int)ing_cfg.publish_threads,
-                       ing_cfg.nats_timeout_ms, wake_loop, NULL) != 0 ||
+                       (int)ing_cfg.request_threads, ing_cfg.nats_timeout_ms, wake_loop,
+                       NULL) != 0 ||
         natsConnection_Subscribe(&committed_sub, svc.nats.conn, "track.committed.*",
                                  on_committed_msg, NULL) != NATS_OK ||
         natsConnection_Subscribe(&resend_sub, svc.nats.conn, "track.resend.*", on_resend_msg,

@@ -6,12 +6,19 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_THREADS 256
+#define MAX_THREADS 512
+
+/* Two lanes: publishes never wait behind requests (an End waits for the
+ * indexer, a burst of Hellos for chunk-store's status handler). */
+typedef struct lane {
+    pthread_cond_t ready;
+    ing_call *head, *tail;
+} lane;
 
 static struct {
     pthread_mutex_t lock;
-    pthread_cond_t ready;
-    ing_call *todo_head, *todo_tail, *done_head, *done_tail;
+    lane lanes[2]; /* indexed by ing_call_kind */
+    ing_call *done_head, *done_tail;
     bool stopping;
     jsCtx *js;
     natsConnection *nc;
@@ -20,7 +27,8 @@ static struct {
     void *wake_arg;
     pthread_t threads[MAX_THREADS];
     int nthreads;
-} pool = {.lock = PTHREAD_MUTEX_INITIALIZER, .ready = PTHREAD_COND_INITIALIZER};
+} pool = {.lock = PTHREAD_MUTEX_INITIALIZER,
+          .lanes = {{.ready = PTHREAD_COND_INITIALIZER}, {.ready = PTHREAD_COND_INITIALIZER}}};
 
 ing_call *ing_call_new(ing_call_kind kind, int purpose, void *owner, const char *subject)
 {
@@ -109,19 +117,19 @@ void ing_pool_push_done(ing_call *c)
 
 static void *worker(void *arg)
 {
-    (void)arg;
+    lane *l = arg;
     for (;;) {
         pthread_mutex_lock(&pool.lock);
-        while (pool.todo_head == NULL && !pool.stopping)
-            pthread_cond_wait(&pool.ready, &pool.lock);
-        ing_call *c = pool.todo_head;
+        while (l->head == NULL && !pool.stopping)
+            pthread_cond_wait(&l->ready, &pool.lock);
+        ing_call *c = l->head;
         if (c == NULL) {
             pthread_mutex_unlock(&pool.lock);
             return NULL;
         }
-        pool.todo_head = c->next;
-        if (pool.todo_head == NULL)
-            pool.todo_tail = NULL;
+        l->head = c->next;
+        if (l->head == NULL)
+            l->tail = NULL;
         pthread_mutex_unlock(&pool.lock);
 
         c->next = NULL;
@@ -129,21 +137,21 @@ static void *worker(void *arg)
             run_publish(c);
         else
             run_request(c);
-
         ing_pool_push_done(c);
     }
 }
 
-int ing_pool_start(jsCtx *js, natsConnection *nc, int threads, int64_t timeout_ms,
-                   void (*wake)(void *), void *wake_arg)
+int ing_pool_start(jsCtx *js, natsConnection *nc, int publish_threads, int request_threads,
+                   int64_t timeout_ms, void (*wake)(void *), void *wake_arg)
 {
     pool.js = js;
     pool.nc = nc;
     pool.timeout_ms = timeout_ms;
     pool.wake = wake;
     pool.wake_arg = wake_arg;
-    for (int i = 0; i < threads && i < MAX_THREADS; i++) {
-        if (pthread_create(&pool.threads[i], NULL, worker, NULL) != 0)
+    for (int i = 0; i < publish_threads + request_threads && pool.nthreads < MAX_THREADS; i++) {
+        lane *l = &pool.lanes[i < publish_threads ? ING_CALL_PUBLISH : ING_CALL_REQUEST];
+        if (pthread_create(&pool.threads[pool.nthreads], NULL, worker, l) != 0)
             return -1;
         pool.nthreads++;
     }
@@ -152,14 +160,15 @@ int ing_pool_start(jsCtx *js, natsConnection *nc, int threads, int64_t timeout_m
 
 void ing_pool_submit(ing_call *call)
 {
+    lane *l = &pool.lanes[call->kind];
     call->next = NULL;
     pthread_mutex_lock(&pool.lock);
-    if (pool.todo_tail)
-        pool.todo_tail->next = call;
+    if (l->tail)
+        l->tail->next = call;
     else
-        pool.todo_head = call;
-    pool.todo_tail = call;
-    pthread_cond_signal(&pool.ready);
+        l->head = call;
+    l->tail = call;
+    pthread_cond_signal(&l->ready);
     pthread_mutex_unlock(&pool.lock);
 }
 
@@ -176,7 +185,8 @@ void ing_pool_stop(void)
 {
     pthread_mutex_lock(&pool.lock);
     pool.stopping = true;
-    pthread_cond_broadcast(&pool.ready);
+    pthread_cond_broadcast(&pool.lanes[0].ready);
+    pthread_cond_broadcast(&pool.lanes[1].ready);
     pthread_mutex_unlock(&pool.lock);
     for (int i = 0; i < pool.nthreads; i++)
         pthread_join(pool.threads[i], NULL);

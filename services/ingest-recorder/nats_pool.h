@@ -38,10 +38,12 @@ typedef struct ing_call {
     char err[256];
 } ing_call;
 
-/* Starts `threads` workers on js/nc; wake() is called (from a worker
- * thread) each time a call finishes. */
-int ing_pool_start(jsCtx *js, natsConnection *nc, int threads, int64_t timeout_ms,
-                   void (*wake)(void *), void *wake_arg);
+/* Starts the workers on js/nc: publish_threads for publishes and
+ * request_threads for requests, in separate lanes so a publish never waits
+ * behind a slow request. wake() is called (from a worker thread) each time
+ * a call finishes. */
+int ing_pool_start(jsCtx *js, natsConnection *nc, int publish_threads, int request_threads,
+                   int64_t timeout_ms, void (*wake)(void *), void *wake_arg);
 void ing_pool_submit(ing_call *call);
 /* The finished calls, oldest first (caller frees each with ing_call_free). */
 ing_call *ing_pool_take_done(void);
