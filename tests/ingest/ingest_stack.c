@@ -273,3 +273,23 @@ int stack_read_range(ingest_stack *s, const char *track_id, uint64_t offset, uin
     natsConnection_Destroy(nc);
     return rc;
 }
+
+int stack_send(ingest_stack *s, const char *name, const char *file, const char *chunk_size,
+               const char *track_id)
+{
+    char *bin = harness_build_path("tools/seashore-send/seashore-send");
+    char *tok = stack_token(s, NULL, 600);
+    char *argv[12] = {bin, "--url",   s->ws_url,      "--token",
+                      tok, "--quiet", "--chunk-size", (char *)chunk_size};
+    int n = 8;
+    if (track_id) {
+        argv[n++] = "--track-id";
+        argv[n++] = (char *)track_id;
+    }
+    argv[n++] = (char *)file;
+    argv[n] = NULL;
+    int rc = stack_run(s, name, argv, 120000);
+    free(bin);
+    free(tok);
+    return rc;
+}

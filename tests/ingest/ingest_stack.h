@@ -48,6 +48,11 @@ int stack_read_track(ingest_stack *s, const char *track_id, uint8_t **out, size_
 int stack_read_range(ingest_stack *s, const char *track_id, uint64_t offset, uint32_t length,
                      uint8_t **out, size_t *len);
 
+/* Posts file with seashore-send (log `name`), as a new track or as
+ * track_id; waits for it and returns its exit status. */
+int stack_send(ingest_stack *s, const char *name, const char *file, const char *chunk_size,
+               const char *track_id);
+
 /* Runs a program with the test environment, waits up to timeout_ms;
  * returns the exit status or -1. Output goes to <dir>/<name>.log. */
 int stack_run(ingest_stack *s, const char *name, char *const argv[], int timeout_ms);

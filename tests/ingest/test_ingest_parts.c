@@ -25,24 +25,7 @@ static jsCtx *js;
 
 static int send_file(const char *name, const char *track_id)
 {
-    char *bin = harness_build_path("tools/seashore-send/seashore-send");
-    char *tok = stack_token(&stack, NULL, 600);
-    char *argv[] = {bin,
-                    "--url",
-                    stack.ws_url,
-                    "--token",
-                    tok,
-                    "--quiet",
-                    "--chunk-size",
-                    "300000",
-                    (char *)(track_id ? "--track-id" : "--quiet"),
-                    (char *)(track_id ? track_id : "--quiet"),
-                    media,
-                    NULL};
-    int rc = stack_run(&stack, name, argv, 120000);
-    free(bin);
-    free(tok);
-    return rc;
+    return stack_send(&stack, name, media, "300000", track_id);
 }
 
 /* Every message on a WORK subject, through a fresh pull consumer (caller

@@ -47,24 +47,7 @@ static uint64_t wait_bytes_at_most(uint64_t limit)
 
 static int send_track(const char *name, const char *track_id)
 {
-    char *bin = harness_build_path("tools/seashore-send/seashore-send");
-    char *tok = stack_token(&stack, NULL, 600);
-    char *argv[] = {bin,
-                    "--url",
-                    stack.ws_url,
-                    "--token",
-                    tok,
-                    "--quiet",
-                    "--chunk-size",
-                    "65536",
-                    (char *)(track_id ? "--track-id" : "--quiet"),
-                    (char *)(track_id ? track_id : "--quiet"),
-                    media,
-                    NULL};
-    int rc = stack_run(&stack, name, argv, 120000);
-    free(bin);
-    free(tok);
-    return rc;
+    return stack_send(&stack, name, media, "65536", track_id);
 }
 
 static void notify(const char *what, uint64_t committed)
