@@ -44,6 +44,15 @@ static int listen_addr(const char *listen, struct sockaddr_storage *addr, unsign
 struct MHD_Daemon *ss_http_start(const char *listen, MHD_AccessHandlerCallback handler, void *cls,
                                  unsigned max_connections, unsigned timeout_s, int *port_out)
 {
+    return ss_http_start_with_cleanup(listen, handler, cls, NULL, max_connections, timeout_s,
+                                      port_out);
+}
+
+struct MHD_Daemon *ss_http_start_with_cleanup(const char *listen, MHD_AccessHandlerCallback handler,
+                                              void *cls, MHD_RequestCompletedCallback cleanup,
+                                              unsigned max_connections, unsigned timeout_s,
+                                              int *port_out)
+{
     struct sockaddr_storage addr;
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_USE_ERROR_LOG;
     if (listen_addr(listen, &addr, &flags) != 0) {
@@ -55,7 +64,8 @@ struct MHD_Daemon *ss_http_start(const char *listen, MHD_AccessHandlerCallback h
     struct MHD_Daemon *d = MHD_start_daemon(
         flags, 0, NULL, NULL, handler, cls, MHD_OPTION_EXTERNAL_LOGGER, log_mhd_error, NULL,
         MHD_OPTION_SOCK_ADDR, &addr, MHD_OPTION_CONNECTION_LIMIT, max_connections,
-        MHD_OPTION_CONNECTION_TIMEOUT, timeout_s, MHD_OPTION_END);
+        MHD_OPTION_CONNECTION_TIMEOUT, timeout_s, MHD_OPTION_NOTIFY_COMPLETED, cleanup, NULL,
+        MHD_OPTION_END);
     if (!d) {
         ss_log_error("http server: cannot listen", "{s:s}", "listen", listen);
         return NULL;

@@ -1,17 +1,21 @@
 /* token-issuer -- sessions, participants, API auth, LiveKit and ingest
- * tokens, the editors' download listing; serves the studio page in dev. */
+ * tokens, the editors' listing (docs/api.md); serves the studio page.
+ *   token-issuer                      serve
+ *   token-issuer create-api-key --email E --name N   print a new host API key */
+#include "api.h"
 #include "seashore/drain.h"
 #include "seashore/http.h"
 #include "seashore/log.h"
 #include "seashore/service.h"
 #include "web_static.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #define HTTP_MAX_CONNECTIONS 512
 #define HTTP_TIMEOUT_S       30
 
-static const char *http_listen, *web_root, *ingest_secret, *ingest_public_url;
+static const char *http_listen, *web_root;
 
 static const ss_config_var token_issuer_vars[] = {
     {"HTTP_LISTEN", SS_CONFIG_LISTEN, false, false, "0.0.0.0:8080", 0, 0, NULL,
@@ -20,9 +24,19 @@ static const ss_config_var token_issuer_vars[] = {
      "directory of the studio web app's static files", &web_root},
     {"INGEST_TOKEN_SECRET", SS_CONFIG_STRING, true, true, NULL, 0, 0, NULL,
      "HS256 key of the ingest tokens, shared by token-issuer and ingest-recorder; 32+ bytes",
-     &ingest_secret},
+     &api_cfg.ingest_secret},
     {"INGEST_PUBLIC_URL", SS_CONFIG_URL, false, false, "ws://127.0.0.1:8081/v1/ingest", 0, 0,
-     "ws,wss", "websocket URL of ingest-recorder as clients reach it", &ingest_public_url},
+     "ws,wss", "websocket URL of ingest-recorder as clients reach it", &api_cfg.ingest_public_url},
+    {"INGEST_TOKEN_TTL", SS_CONFIG_DURATION, false, false, "15m", 60000, 86400000, NULL,
+     "lifetime of an ingest token (clients refresh it)", &api_cfg.ingest_token_ttl_s},
+    {"LIVEKIT_URL", SS_CONFIG_STRING, false, false, "", 0, 0, NULL,
+     "LiveKit server URL for the live call; empty = recording only", &api_cfg.livekit_url},
+    {"LIVEKIT_API_KEY", SS_CONFIG_STRING, false, false, "", 0, 0, NULL,
+     "LiveKit API key (iss of the access tokens)", &api_cfg.livekit_api_key},
+    {"LIVEKIT_API_SECRET", SS_CONFIG_STRING, false, true, "", 0, 0, NULL,
+     "LiveKit API secret (HS256 key of the access tokens)", &api_cfg.livekit_api_secret},
+    {"LIVEKIT_TOKEN_TTL", SS_CONFIG_DURATION, false, false, "6h", 60000, 86400000, NULL,
+     "lifetime of a LiveKit access token", &api_cfg.livekit_token_ttl_s},
 };
 
 static enum MHD_Result handle_request(void *cls, struct MHD_Connection *conn, const char *url,
@@ -30,30 +44,83 @@ static enum MHD_Result handle_request(void *cls, struct MHD_Connection *conn, co
                                       const char *upload_data, size_t *upload_data_size,
                                       void **req_cls)
 {
+    api_request *req = *req_cls;
     (void)cls;
     (void)version;
-    (void)upload_data;
-    (void)req_cls;
-    if (*upload_data_size != 0) {
-        *upload_data_size = 0; /* no route takes a body yet */
+    if (req == NULL) {
+        if ((req = calloc(1, sizeof *req)) == NULL)
+            return MHD_NO;
+        *req_cls = req;
         return MHD_YES;
     }
-    if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
-        return ss_http_respond_text(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed\n");
+    if (*upload_data_size != 0) { /* keep at most API_MAX_BODY; the rest is refused later */
+        if (!req->too_large && req->len + *upload_data_size <= API_MAX_BODY) {
+            char *p = realloc(req->body, req->len + *upload_data_size + 1);
+            if (p == NULL)
+                return MHD_NO;
+            memcpy(p + req->len, upload_data, *upload_data_size);
+            req->body = p;
+            req->len += *upload_data_size;
+        } else {
+            req->too_large = true;
+        }
+        *upload_data_size = 0;
+        return MHD_YES;
     }
+    if (strncmp(url, "/v1/", 4) == 0)
+        return api_handle(conn, method, url, req);
+    if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
+        return ss_http_respond_text(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed\n");
     return web_static_serve(conn, web_root, url);
+}
+
+static void request_done(void *cls, struct MHD_Connection *conn, void **req_cls,
+                         enum MHD_RequestTerminationCode why)
+{
+    api_request *req = *req_cls;
+    (void)cls, (void)conn, (void)why;
+    if (req != NULL) {
+        free(req->body);
+        free(req);
+    }
+    *req_cls = NULL;
+}
+
+static int cli(int argc, char **argv)
+{
+    const char *db = getenv("DATABASE_URL");
+    if (db == NULL || db[0] == '\0') {
+        fprintf(stderr, "token-issuer: DATABASE_URL is not set\n");
+        return 2;
+    }
+    ss_pg *pg = ss_pg_open(db);
+    int rc = pg ? api_create_key_command(pg, argc, argv) : 1;
+    ss_pg_close(pg);
+    return rc;
 }
 
 int main(int argc, char **argv)
 {
     ss_service svc;
+    if (argc > 1 && strcmp(argv[1], "create-api-key") == 0)
+        return cli(argc - 1, argv + 1);
     if (ss_service_init(&svc, argc, argv, "token-issuer", SS_NEEDS_NATS | SS_NEEDS_PG,
                         token_issuer_vars,
                         sizeof token_issuer_vars / sizeof token_issuer_vars[0]) != 0)
         return 1;
+    api_cfg.svc = &svc;
+    if (api_cfg.livekit_url[0] && (!api_cfg.livekit_api_key[0] || !api_cfg.livekit_api_secret[0])) {
+        ss_log_error("LIVEKIT_URL is set: LIVEKIT_API_KEY and LIVEKIT_API_SECRET are required",
+                     NULL);
+        ss_service_cleanup(&svc);
+        return 2;
+    }
+    api_cfg.ingest_token_ttl_s /= 1000; /* DURATION values are milliseconds */
+    api_cfg.livekit_token_ttl_s /= 1000;
     int port = 0;
-    struct MHD_Daemon *http = ss_http_start(http_listen, handle_request, NULL, HTTP_MAX_CONNECTIONS,
-                                            HTTP_TIMEOUT_S, &port);
+    struct MHD_Daemon *http =
+        ss_http_start_with_cleanup(http_listen, handle_request, NULL, request_done,
+                                   HTTP_MAX_CONNECTIONS, HTTP_TIMEOUT_S, &port);
     if (!http) {
         ss_service_cleanup(&svc);
         return 1;

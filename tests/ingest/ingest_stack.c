@@ -42,6 +42,13 @@ static char **stack_env(ingest_stack *s, int ops_port)
     snprintf(vars[n++], 600, "SESSION_ID=%s", s->session_id);
     snprintf(vars[n++], 600, "PARTICIPANT_ID=%s", s->participant_id);
     snprintf(vars[n++], 600, "OTHER_PARTICIPANT_ID=%s", s->other_participant_id);
+    snprintf(vars[n++], 600, "HTTP_LISTEN=127.0.0.1:%d", s->http_port);
+    snprintf(vars[n++], 600, "API_URL=%s", s->api_url);
+    snprintf(vars[n++], 600, "INGEST_PUBLIC_URL=%s", s->ws_url);
+    snprintf(vars[n++], 600, "WEB_ROOT=%s/web", getenv("SEASHORE_SOURCE_DIR"));
+    snprintf(vars[n++], 600, "LIVEKIT_URL=ws://127.0.0.1:7880");
+    snprintf(vars[n++], 600, "LIVEKIT_API_KEY=APItestkey");
+    snprintf(vars[n++], 600, "LIVEKIT_API_SECRET=livekit-test-secret-0123456789abcdef0123");
     for (int i = 0; i < 8 && s->extra_env[i]; i++)
         snprintf(vars[n++], 600, "%s", s->extra_env[i]);
     for (int i = 0; i < n; i++)
@@ -165,7 +172,15 @@ int stack_start(ingest_stack *s, const char *test_name)
     s->ingest_ops_port = harness_free_port();
     s->store_ops_port = harness_free_port();
     snprintf(s->ws_url, sizeof s->ws_url, "ws://127.0.0.1:%d/v1/ingest", s->ws_port);
+    s->http_port = harness_free_port();
+    s->issuer_ops_port = harness_free_port();
+    snprintf(s->api_url, sizeof s->api_url, "http://127.0.0.1:%d", s->http_port);
     if (stack_start_store(s) <= 0 || stack_start_ingest(s) <= 0)
+        return -1;
+    if (s->with_issuer &&
+        ((s->issuer_pid = start_service(s, "token-issuer", s->issuer_ops_port)) <= 0 ||
+         stack_wait_ready(s->issuer_ops_port, READY_TIMEOUT_MS) != 0 ||
+         harness_wait_port(s->http_port, READY_TIMEOUT_MS) != 0))
         return -1;
     if (stack_wait_ready(s->store_ops_port, READY_TIMEOUT_MS) != 0 ||
         stack_wait_ready(s->ingest_ops_port, READY_TIMEOUT_MS) != 0 ||
@@ -200,6 +215,7 @@ int stack_stop(ingest_stack *s)
     int problems = 0;
     if (s->h == NULL)
         return 0;
+    problems += stack_stop_service(s, &s->issuer_pid, "token-issuer");
     problems += stack_stop_service(s, &s->ingest_pid, "ingest-recorder");
     problems += stack_stop_service(s, &s->store_pid, "chunk-store");
     harness_free(s->h); /* stops every other process it started */
@@ -292,4 +308,22 @@ int stack_send(ingest_stack *s, const char *name, const char *file, const char *
     free(bin);
     free(tok);
     return rc;
+}
+
+char *stack_api_key(ingest_stack *s, const char *email)
+{
+    char name[96];
+    snprintf(name, sizeof name, "api-key-%s", email);
+    char *bin = harness_build_path("services/token-issuer/token-issuer");
+    char *argv[] = {bin, "create-api-key", "--email", (char *)email, "--name", "test", NULL};
+    int rc = stack_run(s, name, argv, 30000);
+    free(bin);
+    char *log = rc == 0 ? stack_log(s, name) : NULL;
+    char *key = NULL;
+    if (log && strncmp(log, "ssk_", 4) == 0) {
+        log[strcspn(log, "\n")] = '\0';
+        key = strdup(log);
+    }
+    free(log);
+    return key;
 }

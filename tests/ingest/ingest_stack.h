@@ -6,13 +6,14 @@
 #define INGEST_STACK_H
 
 #include <stddef.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 
 #include "harness.h"
 
 #define STACK_SECRET  "ingest-test-secret-0123456789abcdef0123"
-#define STACK_MAX_ENV 32
+#define STACK_MAX_ENV 40
 
 typedef struct ingest_stack {
     harness *h;
@@ -23,6 +24,10 @@ typedef struct ingest_stack {
     char ws_url[128];
     char session_id[37], participant_id[37], other_participant_id[37];
     const char *extra_env[8]; /* "NAME=value" added to both services */
+    bool with_issuer;         /* also start token-issuer (HTTP API) */
+    pid_t issuer_pid;
+    int http_port, issuer_ops_port;
+    char api_url[64];
 } ingest_stack;
 
 /* Starts everything; 0 when both services are ready. */
@@ -37,6 +42,9 @@ pid_t stack_start_ingest(ingest_stack *s);
 pid_t stack_start_store(ingest_stack *s);
 /* Waits for a service's /readyz to answer 200. */
 int stack_wait_ready(int ops_port, int timeout_ms);
+
+/* Creates a host API key with token-issuer's CLI (caller frees) or NULL. */
+char *stack_api_key(ingest_stack *s, const char *email);
 
 /* A fresh ingest token for the stack's participant (caller frees). */
 char *stack_token(const ingest_stack *s, const char *participant_id, int64_t ttl_s);

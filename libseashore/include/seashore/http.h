@@ -13,6 +13,13 @@
 struct MHD_Daemon *ss_http_start(const char *listen, MHD_AccessHandlerCallback handler, void *cls,
                                  unsigned max_connections, unsigned timeout_s, int *port_out);
 
+/* The same, calling cleanup(cls, conn, req_cls, why) when a request ends
+ * (completed or broken), to free what the handler kept in *req_cls. */
+struct MHD_Daemon *ss_http_start_with_cleanup(const char *listen, MHD_AccessHandlerCallback handler,
+                                              void *cls, MHD_RequestCompletedCallback cleanup,
+                                              unsigned max_connections, unsigned timeout_s,
+                                              int *port_out);
+
 /* Queues a text/plain response copied from `text`; for handlers. */
 enum MHD_Result ss_http_respond_text(struct MHD_Connection *conn, unsigned status,
                                      const char *text);

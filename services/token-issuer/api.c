@@ -1,0 +1,478 @@
+/* api.c -- the routes of the HTTP/JSON API (docs/api.md). PostgreSQL
+ * builds the JSON of rows (json_build_object), so C only checks inputs,
+ * authorises, and wraps. */
+#include "api.h"
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "seashore/log.h"
+#include "seashore/v1/work.pb-c.h"
+
+#define MAX_TITLE    200
+#define MAX_NAME     100
+#define MAX_IDENTITY 100
+#define MAX_PARTS    6
+
+api_config api_cfg;
+
+#define SESSION_JSON                                                                               \
+    "json_build_object('id', s.id, 'title', s.title, 'state', s.state, 'created_at', "             \
+    "s.created_at, 'ended_at', s.ended_at)"
+
+typedef struct route_ctx {
+    struct MHD_Connection *conn;
+    const api_request *req;
+    json_t *body; /* parsed request body, or NULL */
+    api_caller caller;
+    bool authed;
+    const char *parts[MAX_PARTS];
+    int nparts;
+} route_ctx;
+
+/* ---- helpers ---- */
+
+static enum MHD_Result db_unavailable(route_ctx *rc)
+{
+    return api_reply_error(rc->conn, MHD_HTTP_SERVICE_UNAVAILABLE, "unavailable",
+                           "database unavailable; retry");
+}
+
+/* Runs a query whose single value is JSON; *out NULL when no row. Returns
+ * -1 on a database error. */
+static int query_json(const char *sql, int n, const char *const *params, json_t **out)
+{
+    char err[256];
+    *out = NULL;
+    PGresult *r = ss_pg_query(api_cfg.svc->pg, sql, n, params, err, sizeof err);
+    if (r == NULL)
+        return -1;
+    if (PQntuples(r) >= 1 && !PQgetisnull(r, 0, 0))
+        *out = json_loads(PQgetvalue(r, 0, 0), 0, NULL);
+    PQclear(r);
+    return 0;
+}
+
+/* A string field: required or optional (def), at most max bytes, no NUL. */
+static int body_string(route_ctx *rc, const char *field, const char *def, size_t max,
+                       const char **out, enum MHD_Result *res)
+{
+    json_t *v = rc->body ? json_object_get(rc->body, field) : NULL;
+    if (v == NULL || json_is_null(v)) {
+        if (def == NULL) {
+            *res = api_reply_error(rc->conn, MHD_HTTP_BAD_REQUEST, "invalid_field",
+                                   "field %s is required", field);
+            return -1;
+        }
+        *out = def;
+        return 0;
+    }
+    if (!json_is_string(v) || json_string_length(v) > max ||
+        strlen(json_string_value(v)) != json_string_length(v)) {
+        *res = api_reply_error(rc->conn, MHD_HTTP_BAD_REQUEST, "invalid_field",
+                               "field %s must be a string of at most %zu bytes", field, max);
+        return -1;
+    }
+    *out = json_string_value(v);
+    return 0;
+}
+
+static void invite_token(const char *session_id, char out[65])
+{
+    unsigned char mac[32];
+    unsigned int len = 0;
+    char msg[64];
+    snprintf(msg, sizeof msg, "invite:%s", session_id);
+    HMAC(EVP_sha256(), api_cfg.ingest_secret, (int)strlen(api_cfg.ingest_secret),
+         (const unsigned char *)msg, strlen(msg), mac, &len);
+    for (int i = 0; i < 32; i++)
+        snprintf(out + 2 * i, 3, "%02x", mac[i]);
+}
+
+static enum MHD_Result not_found(route_ctx *rc, const char *what, const char *id)
+{
+    return api_reply_error(rc->conn, MHD_HTTP_NOT_FOUND, "not_found", "no %s %s", what, id);
+}
+
+/* The session as its host sees it (with the invite token), or NULL. */
+static int own_session(route_ctx *rc, const char *sid, json_t **out)
+{
+    const char *params[] = {sid, rc->caller.host_id};
+    if (query_json("SELECT " SESSION_JSON " FROM sessions s WHERE s.id = $1 AND s.host_id = $2 "
+                   "AND s.state <> 'deleted'",
+                   2, params, out) != 0)
+        return -1;
+    if (*out != NULL) {
+        char tok[65];
+        invite_token(sid, tok);
+        json_object_set_new(*out, "invite_token", json_string(tok));
+    }
+    return 0;
+}
+
+/* ---- sessions ---- */
+
+static enum MHD_Result session_create(route_ctx *rc)
+{
+    enum MHD_Result res;
+    const char *title;
+    json_t *s = NULL;
+    if (body_string(rc, "title", "", MAX_TITLE, &title, &res) != 0)
+        return res;
+    const char *params[] = {rc->caller.host_id, title};
+    if (query_json("INSERT INTO sessions (host_id, title) VALUES ($1, $2) RETURNING "
+                   "json_build_object('id', id)",
+                   2, params, &s) != 0 ||
+        s == NULL)
+        return db_unavailable(rc);
+    char sid[SS_UUID_LEN + 1];
+    snprintf(sid, sizeof sid, "%s", json_string_value(json_object_get(s, "id")));
+    json_decref(s);
+    if (own_session(rc, sid, &s) != 0 || s == NULL)
+        return db_unavailable(rc);
+    return api_reply_json(rc->conn, MHD_HTTP_CREATED, s);
+}
+
+static enum MHD_Result session_list(route_ctx *rc)
+{
+    json_t *list = NULL;
+    const char *params[] = {rc->caller.host_id};
+    if (query_json("SELECT coalesce(json_agg(" SESSION_JSON " ORDER BY s.created_at DESC), "
+                   "'[]') FROM sessions s WHERE s.host_id = $1 AND s.state <> 'deleted'",
+                   1, params, &list) != 0 ||
+        list == NULL)
+        return db_unavailable(rc);
+    return api_reply_json(rc->conn, MHD_HTTP_OK, json_pack("{s:o}", "sessions", list));
+}
+
+static enum MHD_Result session_get(route_ctx *rc, const char *sid)
+{
+    json_t *s = NULL;
+    if (own_session(rc, sid, &s) != 0)
+        return db_unavailable(rc);
+    return s ? api_reply_json(rc->conn, MHD_HTTP_OK, s) : not_found(rc, "session", sid);
+}
+
+static enum MHD_Result session_end(route_ctx *rc, const char *sid)
+{
+    json_t *s = NULL;
+    const char *params[] = {sid, rc->caller.host_id};
+    if (query_json("UPDATE sessions s SET state = 'ended', ended_at = now() WHERE s.id = $1 AND "
+                   "s.host_id = $2 AND s.state IN ('open', 'ended') RETURNING " SESSION_JSON,
+                   2, params, &s) != 0)
+        return db_unavailable(rc);
+    return s ? api_reply_json(rc->conn, MHD_HTTP_OK, s) : not_found(rc, "session", sid);
+}
+
+/* Marks the session deleting and hands the deletion (abort uploads, delete
+ * objects, release chunks) to the other services through WORK. */
+static enum MHD_Result session_delete(route_ctx *rc, const char *sid)
+{
+    json_t *s = NULL;
+    const char *params[] = {sid, rc->caller.host_id};
+    if (query_json("UPDATE sessions s SET state = 'deleting' WHERE s.id = $1 AND s.host_id = $2 "
+                   "AND s.state <> 'deleted' RETURNING " SESSION_JSON,
+                   2, params, &s) != 0)
+        return db_unavailable(rc);
+    if (s == NULL)
+        return not_found(rc, "session", sid);
+    Seashore__V1__SessionDelete d = SEASHORE__V1__SESSION_DELETE__INIT;
+    uint8_t buf[128];
+    char msg_id[64];
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    d.session_id = (char *)sid;
+    d.requested_unix_us = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+    size_t n = seashore__v1__session_delete__pack(&d, buf);
+    snprintf(msg_id, sizeof msg_id, "%s:delete", sid);
+    jsPubOptions po;
+    jsPubOptions_Init(&po);
+    po.MsgId = msg_id;
+    jsErrCode jerr = 0;
+    natsStatus st =
+        js_Publish(NULL, api_cfg.svc->nats.js, "work.session.delete", buf, (int)n, &po, &jerr);
+    if (st != NATS_OK) {
+        json_decref(s);
+        return api_reply_error(rc->conn, MHD_HTTP_SERVICE_UNAVAILABLE, "unavailable",
+                               "session %s marked deleting, but the work queue is unavailable "
+                               "(%s); retry the DELETE",
+                               sid, natsStatus_GetText(st));
+    }
+    return api_reply_json(rc->conn, MHD_HTTP_ACCEPTED, s);
+}
+
+/* ---- participants ---- */
+
+/* The session may be joined by its host, or by anyone with its invite
+ * token; returns 0 or -1 with the reply queued. */
+static int may_join(route_ctx *rc, const char *sid, enum MHD_Result *res)
+{
+    const char *invite;
+    char want[65];
+    json_t *s = NULL;
+    if (rc->authed) {
+        if (own_session(rc, sid, &s) != 0) {
+            *res = db_unavailable(rc);
+            return -1;
+        }
+        bool found = s != NULL;
+        json_decref(s);
+        if (!found) {
+            *res = not_found(rc, "session", sid);
+            return -1;
+        }
+        return 0;
+    }
+    if (body_string(rc, "invite", NULL, 64, &invite, res) != 0)
+        return -1;
+    invite_token(sid, want);
+    if (strlen(invite) != 64 || CRYPTO_memcmp(invite, want, 64) != 0) {
+        *res = not_found(rc, "session", sid); /* no hint whether it exists */
+        return -1;
+    }
+    return 0;
+}
+
+static json_t *ingest_grant(const char *sid, const char *pid)
+{
+    int64_t now = (int64_t)time(NULL);
+    char *tok = ss_ingest_token_issue(api_cfg.ingest_secret, strlen(api_cfg.ingest_secret), sid,
+                                      pid, NULL, now, api_cfg.ingest_token_ttl_s);
+    if (tok == NULL)
+        return NULL;
+    json_t *g = json_pack("{s:s, s:s, s:I}", "url", api_cfg.ingest_public_url, "token", tok,
+                          "expires_at", (json_int_t)(now + api_cfg.ingest_token_ttl_s));
+    free(tok);
+    return g;
+}
+
+static json_t *livekit_grant(const char *sid, const char *identity, const char *name,
+                             const char *pid)
+{
+    if (api_cfg.livekit_url == NULL || api_cfg.livekit_url[0] == '\0')
+        return json_null(); /* recording only: no live call configured */
+    char meta[128];
+    snprintf(meta, sizeof meta, "{\"participant_id\":\"%s\"}", pid);
+    char *tok = livekit_token(identity, name, sid, meta, (int64_t)time(NULL));
+    json_t *g = tok ? json_pack("{s:s, s:s}", "url", api_cfg.livekit_url, "token", tok) : NULL;
+    free(tok);
+    return g;
+}
+
+static enum MHD_Result participant_join(route_ctx *rc, const char *sid)
+{
+    enum MHD_Result res;
+    const char *name, *identity, *role;
+    char generated[48];
+    unsigned char rnd[8];
+    json_t *p = NULL;
+    if (may_join(rc, sid, &res) != 0 ||
+        body_string(rc, "display_name", "", MAX_NAME, &name, &res) != 0 ||
+        body_string(rc, "role", "guest", 8, &role, &res) != 0)
+        return res;
+    if (strcmp(role, "guest") != 0 && !(rc->authed && strcmp(role, "host") == 0))
+        return api_reply_error(rc->conn, MHD_HTTP_BAD_REQUEST, "invalid_field",
+                               "field role must be \"guest\" (or \"host\" with the host's key)");
+    RAND_bytes(rnd, sizeof rnd);
+    snprintf(generated, sizeof generated, "%s-%02x%02x%02x%02x%02x%02x%02x%02x", role, rnd[0],
+             rnd[1], rnd[2], rnd[3], rnd[4], rnd[5], rnd[6], rnd[7]);
+    if (body_string(rc, "identity", generated, MAX_IDENTITY, &identity, &res) != 0)
+        return res;
+    const char *params[] = {sid, name, identity, role};
+    if (query_json("INSERT INTO participants (session_id, display_name, identity, role) "
+                   "SELECT s.id, $2, $3, $4 FROM sessions s WHERE s.id = $1 AND s.state = 'open' "
+                   "ON CONFLICT (session_id, identity) DO NOTHING RETURNING json_build_object("
+                   "'participant_id', id, 'session_id', session_id, 'identity', identity, "
+                   "'display_name', display_name, 'role', role)",
+                   4, params, &p) != 0)
+        return db_unavailable(rc);
+    if (p == NULL)
+        return api_reply_error(rc->conn, MHD_HTTP_CONFLICT, "conflict",
+                               "session %s is not open, or identity \"%s\" already joined it", sid,
+                               identity);
+    const char *pid = json_string_value(json_object_get(p, "participant_id"));
+    json_t *ing = ingest_grant(sid, pid), *lk = livekit_grant(sid, identity, name, pid);
+    if (ing == NULL || lk == NULL) {
+        json_decref(ing);
+        json_decref(lk);
+        json_decref(p);
+        return api_reply_error(rc->conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal",
+                               "cannot sign tokens");
+    }
+    json_object_set_new(p, "ingest", ing);
+    json_object_set_new(p, "livekit", lk);
+    return api_reply_json(rc->conn, MHD_HTTP_CREATED, p);
+}
+
+static enum MHD_Result ingest_refresh(route_ctx *rc, const char *sid, const char *pid)
+{
+    enum MHD_Result res;
+    json_t *p = NULL;
+    if (may_join(rc, sid, &res) != 0)
+        return res;
+    const char *params[] = {sid, pid};
+    if (query_json("SELECT json_build_object('participant_id', p.id) FROM participants p "
+                   "JOIN sessions s ON s.id = p.session_id WHERE p.session_id = $1 AND "
+                   "p.id = $2 AND s.state IN ('open', 'ended')",
+                   2, params, &p) != 0)
+        return db_unavailable(rc);
+    if (p == NULL)
+        return not_found(rc, "participant", pid);
+    json_decref(p);
+    json_t *ing = ingest_grant(sid, pid);
+    if (ing == NULL)
+        return api_reply_error(rc->conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal",
+                               "cannot sign the token");
+    return api_reply_json(rc->conn, MHD_HTTP_OK, json_pack("{s:o}", "ingest", ing));
+}
+
+/* The editors' view: participants, their tracks and states. */
+static enum MHD_Result session_tracks(route_ctx *rc, const char *sid)
+{
+    json_t *s = NULL, *parts = NULL;
+    if (own_session(rc, sid, &s) != 0)
+        return db_unavailable(rc);
+    if (s == NULL)
+        return not_found(rc, "session", sid);
+    const char *params[] = {sid};
+    if (query_json("SELECT coalesce(json_agg(json_build_object('participant_id', p.id, 'identity', "
+                   "p.identity, 'display_name', p.display_name, 'role', p.role, 'tracks', "
+                   "(SELECT coalesce(json_agg(json_build_object('track_id', t.id, 'kind', t.kind, "
+                   "'mime_type', t.mime_type, 'state', t.state, 'durable_bytes', t.durable_bytes, "
+                   "'committed_bytes', t.committed_bytes, 'total_bytes', t.total_bytes, 'failure', "
+                   "t.failure, 'created_at', t.created_at, 'ended_at', t.ended_at) ORDER BY "
+                   "t.created_at), '[]') FROM tracks t WHERE t.participant_id = p.id)) ORDER BY "
+                   "p.created_at), '[]') FROM participants p WHERE p.session_id = $1",
+                   1, params, &parts) != 0 ||
+        parts == NULL) {
+        json_decref(s);
+        return db_unavailable(rc);
+    }
+    json_object_set_new(s, "participants", parts);
+    return api_reply_json(rc->conn, MHD_HTTP_OK, s);
+}
+
+/* ---- routing ---- */
+
+static int split_path(const char *url, route_ctx *rc, char *buf, size_t buflen)
+{
+    snprintf(buf, buflen, "%s", url);
+    rc->nparts = 0;
+    for (char *save = NULL, *tok = strtok_r(buf, "/", &save); tok;
+         tok = strtok_r(NULL, "/", &save)) {
+        if (rc->nparts == MAX_PARTS)
+            return -1;
+        rc->parts[rc->nparts++] = tok;
+    }
+    return 0;
+}
+
+static bool is(const route_ctx *rc, int i, const char *s)
+{
+    return i < rc->nparts && strcmp(rc->parts[i], s) == 0;
+}
+
+/* Which routes an invite token may use instead of an API key. */
+static bool invite_route(const route_ctx *rc, const char *method)
+{
+    return strcmp(method, "POST") == 0 && is(rc, 1, "sessions") && is(rc, 3, "participants") &&
+           (rc->nparts == 4 || (rc->nparts == 6 && is(rc, 5, "ingest-token")));
+}
+
+static enum MHD_Result dispatch(route_ctx *rc, const char *method)
+{
+    bool get = strcmp(method, "GET") == 0, post = strcmp(method, "POST") == 0;
+    bool del = strcmp(method, "DELETE") == 0;
+    const char *sid = rc->nparts > 2 ? rc->parts[2] : NULL;
+    if (rc->nparts == 2 && post)
+        return session_create(rc);
+    if (rc->nparts == 2 && get)
+        return session_list(rc);
+    if (rc->nparts == 3 && get)
+        return session_get(rc, sid);
+    if (rc->nparts == 3 && del)
+        return session_delete(rc, sid);
+    if (rc->nparts == 4 && post && is(rc, 3, "end"))
+        return session_end(rc, sid);
+    if (rc->nparts == 4 && get && is(rc, 3, "tracks"))
+        return session_tracks(rc, sid);
+    if (rc->nparts == 4 && post && is(rc, 3, "participants"))
+        return participant_join(rc, sid);
+    if (rc->nparts == 6 && post && is(rc, 3, "participants") && is(rc, 5, "ingest-token"))
+        return ingest_refresh(rc, sid, rc->parts[4]);
+    return api_reply_error(rc->conn, MHD_HTTP_NOT_FOUND, "not_found", "no route for %s here",
+                           method);
+}
+
+/* 0 when the ids in the path are UUIDs; else -1 with the reply in *res. */
+static int check_ids(route_ctx *rc, enum MHD_Result *res)
+{
+    if (rc->nparts > 2 && !ss_uuid_valid(rc->parts[2])) {
+        *res = api_reply_error(rc->conn, MHD_HTTP_BAD_REQUEST, "invalid_id",
+                               "session id \"%.40s\" is not a lowercase UUID", rc->parts[2]);
+        return -1;
+    }
+    if (rc->nparts > 4 && !ss_uuid_valid(rc->parts[4])) {
+        *res = api_reply_error(rc->conn, MHD_HTTP_BAD_REQUEST, "invalid_id",
+                               "participant id \"%.40s\" is not a lowercase UUID", rc->parts[4]);
+        return -1;
+    }
+    return 0;
+}
+
+/* 0 when the body is empty or a JSON object (rc->body); else -1 with the
+ * reply in *res. */
+static int parse_body(route_ctx *rc, enum MHD_Result *res)
+{
+    json_error_t jerr;
+    if (rc->req->too_large) {
+        *res = api_reply_error(rc->conn, MHD_HTTP_CONTENT_TOO_LARGE, "too_large",
+                               "request body over the limit of %d bytes", API_MAX_BODY);
+        return -1;
+    }
+    if (rc->req->len == 0)
+        return 0;
+    rc->body = json_loadb(rc->req->body, rc->req->len, JSON_REJECT_DUPLICATES, &jerr);
+    if (rc->body == NULL) {
+        *res = api_reply_error(rc->conn, MHD_HTTP_BAD_REQUEST, "invalid_json",
+                               "body is not JSON: %s (line %d, column %d)", jerr.text, jerr.line,
+                               jerr.column);
+        return -1;
+    }
+    if (!json_is_object(rc->body)) {
+        *res = api_reply_error(rc->conn, MHD_HTTP_BAD_REQUEST, "invalid_json",
+                               "body must be a JSON object");
+        return -1;
+    }
+    return 0;
+}
+
+enum MHD_Result api_handle(struct MHD_Connection *conn, const char *method, const char *url,
+                           const api_request *req)
+{
+    route_ctx rc = {.conn = conn, .req = req};
+    char path[512];
+    enum MHD_Result res = MHD_YES;
+    if (strlen(url) >= sizeof path || split_path(url, &rc, path, sizeof path) != 0 ||
+        !is(&rc, 0, "v1") || !is(&rc, 1, "sessions"))
+        return api_reply_error(conn, MHD_HTTP_NOT_FOUND, "not_found", "no such API path");
+    if (check_ids(&rc, &res) != 0)
+        return res;
+    bool needs_key = !invite_route(&rc, method) ||
+                     MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization") != NULL;
+    if (needs_key) {
+        if (api_authenticate(conn, &rc.caller, &res) != 0)
+            return res;
+        rc.authed = true;
+    }
+    if (parse_body(&rc, &res) == 0)
+        res = dispatch(&rc, method);
+    json_decref(rc.body);
+    return res;
+}

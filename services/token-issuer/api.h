@@ -1,0 +1,57 @@
+/* api.h -- token-issuer's HTTP/JSON API (docs/api.md): request bodies,
+ * JSON replies and errors, authentication, the routes. */
+#ifndef TOKEN_ISSUER_API_H
+#define TOKEN_ISSUER_API_H
+
+#include <jansson.h>
+#include <microhttpd.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "seashore/ingest_token.h"
+#include "seashore/service.h"
+
+#define API_MAX_BODY 65536
+
+typedef struct api_config {
+    ss_service *svc;
+    const char *ingest_secret, *ingest_public_url;
+    int64_t ingest_token_ttl_s;
+    const char *livekit_url, *livekit_api_key, *livekit_api_secret;
+    int64_t livekit_token_ttl_s;
+} api_config;
+
+extern api_config api_cfg;
+
+/* One request being received: its body, up to API_MAX_BODY. */
+typedef struct api_request {
+    char *body;
+    size_t len;
+    bool too_large;
+} api_request;
+
+/* Who is calling: a host (API key) or nobody. */
+typedef struct api_caller {
+    char host_id[SS_UUID_LEN + 1];
+} api_caller;
+
+enum MHD_Result api_reply_json(struct MHD_Connection *conn, unsigned status, json_t *body);
+/* {"error": {"code": code, "message": ...}} with the given HTTP status. */
+enum MHD_Result api_reply_error(struct MHD_Connection *conn, unsigned status, const char *code,
+                                const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+/* Handles /v1/... ; returns MHD_NO only on a broken connection. */
+enum MHD_Result api_handle(struct MHD_Connection *conn, const char *method, const char *url,
+                           const api_request *req);
+
+/* auth.c: 0 and *caller filled, or -1 (reply already queued in *result). */
+int api_authenticate(struct MHD_Connection *conn, api_caller *caller, enum MHD_Result *result);
+/* `token-issuer create-api-key --email E --name N`: prints the new key. */
+int api_create_key_command(ss_pg *pg, int argc, char **argv);
+
+/* livekit.c: a LiveKit access token (caller frees) or NULL. */
+char *livekit_token(const char *identity, const char *name, const char *room, const char *metadata,
+                    int64_t now_s);
+
+#endif

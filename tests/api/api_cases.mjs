@@ -1,0 +1,180 @@
+// api_cases.mjs -- token-issuer's HTTP/JSON API against the running stack
+// (started by test_api.c: API_URL, API_KEY, OTHER_API_KEY, INGEST_URL,
+// LIVEKIT_API_KEY/SECRET). LiveKit tokens are checked with the official
+// livekit-server-sdk verifier; ingest tokens by ingest-recorder itself.
+import http from 'node:http';
+import { randomUUID } from 'node:crypto';
+import { TokenVerifier } from 'livekit-server-sdk';
+import { open } from '../ingest/wsclient.mjs';
+
+const env = process.env;
+const API = env.API_URL;
+const KEY = env.API_KEY;
+let failures = 0;
+const expect = (cond, what) => { if (!cond) throw new Error(what); };
+async function run(name, fn) {
+  try { await fn(); console.log(`ok   ${name}`); } catch (e) { failures++; console.log(`FAIL ${name}: ${e.message}`); }
+}
+
+async function call(method, path, { body, key = KEY, raw } = {}) {
+  const headers = {};
+  if (key) headers.authorization = `Bearer ${key}`;
+  if (body !== undefined || raw !== undefined) headers['content-type'] = 'application/json';
+  const res = await fetch(API + path, { method, headers, body: raw !== undefined ? raw : body !== undefined ? JSON.stringify(body) : undefined });
+  const text = await res.text();
+  let json = null;
+  try { json = JSON.parse(text); } catch { /* not JSON */ }
+  return { status: res.status, json, text, headers: res.headers };
+}
+
+// A request with a path fetch() would normalise (../, %2e%2e).
+function rawGet(path) {
+  const u = new URL(API);
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: u.hostname, port: u.port, path, method: 'GET' }, (res) => {
+      let data = '';
+      res.on('data', (d) => { data += d; });
+      res.on('end', () => resolve({ status: res.statusCode, text: data }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+const errCode = (r) => r.json && r.json.error && r.json.error.code;
+const nasty = `<script>alert("x")</script>'; DROP TABLE sessions; --  ünïcødé`;
+let session;
+
+await run('no credentials: 401 naming the missing header', async () => {
+  const r = await call('GET', '/v1/sessions', { key: null });
+  expect(r.status === 401 && errCode(r) === 'unauthorized' && /Authorization/.test(r.json.error.message), r.text);
+});
+
+await run('bad credentials: malformed and unknown keys get 401', async () => {
+  for (const key of ['nonsense', 'ssk_00000000_' + '0'.repeat(40), KEY.slice(0, -1) + (KEY.endsWith('a') ? 'b' : 'a')]) {
+    const r = await call('GET', '/v1/sessions', { key });
+    expect(r.status === 401, `${key}: ${r.status} ${r.text}`);
+  }
+});
+
+await run('create a session: SQL and HTML in the title stored and returned verbatim', async () => {
+  const r = await call('POST', '/v1/sessions', { body: { title: nasty } });
+  expect(r.status === 201 && r.json.title === nasty && r.json.state === 'open', r.text);
+  expect(/^[0-9a-f-]{36}$/.test(r.json.id) && /^[0-9a-f]{64}$/.test(r.json.invite_token), r.text);
+  session = r.json;
+  const g = await call('GET', `/v1/sessions/${session.id}`);
+  expect(g.status === 200 && g.json.title === nasty, g.text);
+  const l = await call('GET', '/v1/sessions');
+  expect(l.status === 200 && l.json.sessions.some((s) => s.id === session.id && s.title === nasty), l.text);
+});
+
+await run('malformed JSON: 400 invalid_json with the parser position', async () => {
+  const r = await call('POST', '/v1/sessions', { raw: '{"title": "x",' });
+  expect(r.status === 400 && errCode(r) === 'invalid_json' && /line 1/.test(r.json.error.message), r.text);
+  const a = await call('POST', '/v1/sessions', { raw: '["not", "an", "object"]' });
+  expect(a.status === 400 && errCode(a) === 'invalid_json', a.text);
+});
+
+await run('body over the limit: 413', async () => {
+  const r = await call('POST', '/v1/sessions', { raw: JSON.stringify({ title: 'x'.repeat(70000) }) });
+  expect(r.status === 413 && errCode(r) === 'too_large' && /65536/.test(r.json.error.message), r.text);
+});
+
+await run('wrong types: 400 naming the field and the limit', async () => {
+  for (const body of [{ title: 5 }, { title: ['a'] }, { title: 'x'.repeat(201) }]) {
+    const r = await call('POST', '/v1/sessions', { body });
+    expect(r.status === 400 && errCode(r) === 'invalid_field' && /title/.test(r.json.error.message) && /200/.test(r.json.error.message), r.text);
+  }
+});
+
+await run('ids that are not UUIDs: 400 invalid_id; unknown ids: 404', async () => {
+  for (const id of ['123', 'DROP%20TABLE', randomUUID().toUpperCase()]) {
+    const r = await call('GET', `/v1/sessions/${id}`);
+    expect(r.status === 400 && errCode(r) === 'invalid_id', `${id}: ${r.text}`);
+  }
+  const r = await call('GET', `/v1/sessions/${randomUUID()}`);
+  expect(r.status === 404 && errCode(r) === 'not_found', r.text);
+});
+
+await run("another host's session: 404, as if it did not exist", async () => {
+  for (const [m, p] of [['GET', ''], ['GET', '/tracks'], ['POST', '/end'], ['DELETE', '']]) {
+    const r = await call(m, `/v1/sessions/${session.id}${p}`, { key: env.OTHER_API_KEY });
+    expect(r.status === 404, `${m} ${p}: ${r.status} ${r.text}`);
+  }
+  const l = await call('GET', '/v1/sessions', { key: env.OTHER_API_KEY });
+  expect(l.status === 200 && !l.json.sessions.some((s) => s.id === session.id), l.text);
+});
+
+await run('path traversal: never outside the web root or the API', async () => {
+  for (const p of ['/../../../../etc/passwd', '/%2e%2e/%2e%2e/etc/passwd', '/..%2f..%2fetc%2fpasswd', '/v1/sessions/..%2f..%2f..%2fetc%2fpasswd', '/v1/../../etc/passwd']) {
+    const r = await rawGet(p);
+    expect(r.status >= 400 && r.status < 500 && !/root:/.test(r.text), `${p}: ${r.status} ${r.text.slice(0, 80)}`);
+  }
+});
+
+let host;
+await run('join as the host: participant, ingest token (accepted by ingest-recorder), LiveKit token (verified by livekit-server-sdk)', async () => {
+  const r = await call('POST', `/v1/sessions/${session.id}/participants`, { body: { display_name: 'Host <b>', role: 'host' } });
+  expect(r.status === 201 && r.json.role === 'host' && r.json.display_name === 'Host <b>', r.text);
+  host = r.json;
+  expect(r.json.ingest.url === env.INGEST_URL && r.json.ingest.expires_at > Date.now() / 1000, r.text);
+  const v = new TokenVerifier(env.LIVEKIT_API_KEY, env.LIVEKIT_API_SECRET);
+  const claims = await v.verify(r.json.livekit.token);
+  expect(claims.sub === r.json.identity && claims.name === 'Host <b>', JSON.stringify(claims));
+  expect(claims.video.room === session.id && claims.video.roomJoin && claims.video.canPublish && claims.video.canSubscribe && claims.video.canPublishData, JSON.stringify(claims));
+  expect(JSON.parse(claims.metadata).participant_id === r.json.participant_id, claims.metadata);
+  const [c, w] = await open(env.INGEST_URL, r.json.ingest.token, randomUUID());
+  expect(w && w.welcome && w.welcome.participant_id === r.json.participant_id, JSON.stringify(w));
+  c.close();
+});
+
+await run('LiveKit token signed with another secret is refused by the SDK verifier', async () => {
+  const v = new TokenVerifier(env.LIVEKIT_API_KEY, 'another-secret-0123456789abcdef0123456789');
+  let refused = false;
+  try { await v.verify(host.livekit.token); } catch { refused = true; }
+  expect(refused, 'verified with the wrong secret');
+});
+
+await run('join as a guest with the invite token (no API key); a wrong invite is 404', async () => {
+  const r = await call('POST', `/v1/sessions/${session.id}/participants`, { key: null, body: { invite: session.invite_token, display_name: 'Guest' } });
+  expect(r.status === 201 && r.json.role === 'guest' && r.json.ingest.token, r.text);
+  const bad = await call('POST', `/v1/sessions/${session.id}/participants`, { key: null, body: { invite: 'f'.repeat(64), display_name: 'Guest' } });
+  expect(bad.status === 404, bad.text);
+  const hostRole = await call('POST', `/v1/sessions/${session.id}/participants`, { key: null, body: { invite: session.invite_token, role: 'host' } });
+  expect(hostRole.status === 400 && /role/.test(hostRole.json.error.message), hostRole.text);
+  const dup = await call('POST', `/v1/sessions/${session.id}/participants`, { body: { identity: r.json.identity } });
+  expect(dup.status === 409, dup.text);
+});
+
+await run('refresh an ingest token', async () => {
+  const r = await call('POST', `/v1/sessions/${session.id}/participants/${host.participant_id}/ingest-token`);
+  expect(r.status === 200 && r.json.ingest.token && r.json.ingest.expires_at >= host.ingest.expires_at, r.text);
+  const u = await call('POST', `/v1/sessions/${session.id}/participants/${randomUUID()}/ingest-token`);
+  expect(u.status === 404, u.text);
+});
+
+await run("editors' listing: participants and their tracks", async () => {
+  const r = await call('GET', `/v1/sessions/${session.id}/tracks`);
+  expect(r.status === 200 && r.json.participants.length === 2, r.text);
+  expect(r.json.participants.some((p) => p.participant_id === host.participant_id && Array.isArray(p.tracks)), r.text);
+});
+
+await run('end a session: state ended; joining it afterwards is 409', async () => {
+  const r = await call('POST', `/v1/sessions/${session.id}/end`);
+  expect(r.status === 200 && r.json.state === 'ended' && r.json.ended_at, r.text);
+  const j = await call('POST', `/v1/sessions/${session.id}/participants`, { body: {} });
+  expect(j.status === 409, j.text);
+});
+
+await run('delete a session: 202, state deleting (the other services clean up)', async () => {
+  const r = await call('DELETE', `/v1/sessions/${session.id}`);
+  expect(r.status === 202 && r.json.state === 'deleting', r.text);
+});
+
+await run('unknown route and method: 404', async () => {
+  const r = await call('PUT', '/v1/sessions');
+  expect(r.status === 404, r.text);
+});
+
+console.log(`${failures} case(s) failed`);
+process.exit(failures);
