@@ -3,6 +3,8 @@
  * authorises, and wraps. */
 #include "api.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -453,6 +455,43 @@ static int parse_body(route_ctx *rc, enum MHD_Result *res)
     return 0;
 }
 
+/* Per host key, or per client address for invite calls: 429 with
+ * Retry-After beyond the configured rate. */
+static bool rate_limited(route_ctx *rc, enum MHD_Result *res)
+{
+    char who[64];
+    int retry = 1;
+    if (rc->authed) {
+        snprintf(who, sizeof who, "host:%s", rc->caller.host_id);
+    } else {
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(rc->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        char addr[48] = "?";
+        if (ci && ci->client_addr && ci->client_addr->sa_family == AF_INET)
+            inet_ntop(AF_INET, &((const struct sockaddr_in *)ci->client_addr)->sin_addr, addr,
+                      sizeof addr);
+        else if (ci && ci->client_addr && ci->client_addr->sa_family == AF_INET6)
+            inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)ci->client_addr)->sin6_addr, addr,
+                      sizeof addr);
+        snprintf(who, sizeof who, "addr:%s", addr);
+    }
+    if (api_rate_check(who, &retry) == 0)
+        return false;
+    char msg[160], retry_s[16];
+    snprintf(msg, sizeof msg,
+             "{\"error\":{\"code\":\"rate_limited\",\"message\":\"more than %lld requests "
+             "per second (burst %lld); retry after %d s\"}}",
+             (long long)api_cfg.rate_per_s, (long long)api_cfg.rate_burst, retry);
+    snprintf(retry_s, sizeof retry_s, "%d", retry);
+    struct MHD_Response *r =
+        MHD_create_response_from_buffer(strlen(msg), msg, MHD_RESPMEM_MUST_COPY);
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+    MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, retry_s);
+    *res = MHD_queue_response(rc->conn, MHD_HTTP_TOO_MANY_REQUESTS, r);
+    MHD_destroy_response(r);
+    return true;
+}
+
 enum MHD_Result api_handle(struct MHD_Connection *conn, const char *method, const char *url,
                            const api_request *req)
 {
@@ -471,6 +510,8 @@ enum MHD_Result api_handle(struct MHD_Connection *conn, const char *method, cons
             return res;
         rc.authed = true;
     }
+    if (rate_limited(&rc, &res))
+        return res;
     if (parse_body(&rc, &res) == 0)
         res = dispatch(&rc, method);
     json_decref(rc.body);

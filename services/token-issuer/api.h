@@ -20,6 +20,7 @@ typedef struct api_config {
     int64_t ingest_token_ttl_s;
     const char *livekit_url, *livekit_api_key, *livekit_api_secret;
     int64_t livekit_token_ttl_s;
+    int64_t rate_per_s, rate_burst;
 } api_config;
 
 extern api_config api_cfg;
@@ -49,6 +50,10 @@ enum MHD_Result api_handle(struct MHD_Connection *conn, const char *method, cons
 int api_authenticate(struct MHD_Connection *conn, api_caller *caller, enum MHD_Result *result);
 /* `token-issuer create-api-key --email E --name N`: prints the new key. */
 int api_create_key_command(ss_pg *pg, int argc, char **argv);
+
+/* rate_limit.c: 0 when `who` may make a request now, else -1 with the
+ * seconds to wait. */
+int api_rate_check(const char *who, int *retry_after_s);
 
 /* livekit.c: a LiveKit access token (caller frees) or NULL. */
 char *livekit_token(const char *identity, const char *name, const char *room, const char *metadata,

@@ -35,6 +35,11 @@ static const ss_config_var token_issuer_vars[] = {
      "LiveKit API key (iss of the access tokens)", &api_cfg.livekit_api_key},
     {"LIVEKIT_API_SECRET", SS_CONFIG_STRING, false, true, "", 0, 0, NULL,
      "LiveKit API secret (HS256 key of the access tokens)", &api_cfg.livekit_api_secret},
+    {"API_RATE_LIMIT", SS_CONFIG_INT, false, false, "50", 1, 100000, NULL,
+     "API requests per second per host key (or per address for guests), on average",
+     &api_cfg.rate_per_s},
+    {"API_RATE_BURST", SS_CONFIG_INT, false, false, "100", 1, 100000, NULL,
+     "API requests a caller may make at once before API_RATE_LIMIT applies", &api_cfg.rate_burst},
     {"LIVEKIT_TOKEN_TTL", SS_CONFIG_DURATION, false, false, "6h", 60000, 86400000, NULL,
      "lifetime of a LiveKit access token", &api_cfg.livekit_token_ttl_s},
 };

@@ -171,6 +171,25 @@ await run('delete a session: 202, state deleting (the other services clean up)',
   expect(r.status === 202 && r.json.state === 'deleting', r.text);
 });
 
+await run('too many requests from one key: 429 with Retry-After; fine again after waiting', async () => {
+  const key = env.RATE_API_KEY;
+  const results = [];
+  for (let i = 0; i < 8; i++) {
+    results.push(...(await Promise.all(Array.from({ length: 50 }, () => call('GET', '/v1/sessions', { key })))));
+  }
+  const limited = results.filter((r) => r.status === 429);
+  expect(limited.length > 0, `no 429 in ${results.length} requests`);
+  const r = limited[0];
+  const retry = Number(r.headers.get('retry-after'));
+  expect(errCode(r) === 'rate_limited' && retry >= 1, `${r.text} retry-after ${retry}`);
+  expect(results.filter((x) => x.status === 200).length >= 100, 'the burst was not served');
+  const other = await call('GET', '/v1/sessions'); // another key is not limited
+  expect(other.status === 200, other.text);
+  await new Promise((res) => setTimeout(res, retry * 1000));
+  const again = await call('GET', '/v1/sessions', { key });
+  expect(again.status === 200, again.text);
+});
+
 await run('unknown route and method: 404', async () => {
   const r = await call('PUT', '/v1/sessions');
   expect(r.status === 404, r.text);

@@ -11,15 +11,18 @@ static ingest_stack stack = {.with_issuer = true};
 
 static void test_api_cases(void)
 {
-    static char key_env[128], other_env[128];
+    static char key_env[128], other_env[128], rate_env[128];
     char *key = stack_api_key(&stack, "host-a@example.test");
     char *other = stack_api_key(&stack, "host-b@example.test");
-    if (!CHECK(key != NULL && other != NULL))
+    char *rate = stack_api_key(&stack, "host-c@example.test");
+    if (!CHECK(key != NULL && other != NULL && rate != NULL))
         goto out;
     snprintf(key_env, sizeof key_env, "API_KEY=%s", key);
     snprintf(other_env, sizeof other_env, "OTHER_API_KEY=%s", other);
+    snprintf(rate_env, sizeof rate_env, "RATE_API_KEY=%s", rate);
     stack.extra_env[0] = key_env;
     stack.extra_env[1] = other_env;
+    stack.extra_env[2] = rate_env;
     char *script = harness_source_path("tests/api/api_cases.mjs");
     char *argv[] = {"node", script, NULL};
     int rc = stack_run(&stack, "api-cases", argv, 120000);
@@ -31,6 +34,7 @@ static void test_api_cases(void)
 out:
     free(key);
     free(other);
+    free(rate);
 }
 
 int main(void)
