@@ -498,6 +498,8 @@ enum MHD_Result api_handle(struct MHD_Connection *conn, const char *method, cons
     route_ctx rc = {.conn = conn, .req = req};
     char path[512];
     enum MHD_Result res = MHD_YES;
+    if (strcmp(url, "/v1/webhooks/clerk") == 0 && strcmp(method, "POST") == 0)
+        return clerk_webhook(conn, req);
     if (strlen(url) >= sizeof path || split_path(url, &rc, path, sizeof path) != 0 ||
         !is(&rc, 0, "v1") || !is(&rc, 1, "sessions"))
         return api_reply_error(conn, MHD_HTTP_NOT_FOUND, "not_found", "no such API path");

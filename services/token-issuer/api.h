@@ -21,6 +21,7 @@ typedef struct api_config {
     const char *livekit_url, *livekit_api_key, *livekit_api_secret;
     int64_t livekit_token_ttl_s;
     int64_t rate_per_s, rate_burst;
+    const char *clerk_jwt_key, *clerk_webhook_secret;
 } api_config;
 
 extern api_config api_cfg;
@@ -50,6 +51,11 @@ enum MHD_Result api_handle(struct MHD_Connection *conn, const char *method, cons
 int api_authenticate(struct MHD_Connection *conn, api_caller *caller, enum MHD_Result *result);
 /* `token-issuer create-api-key --email E --name N`: prints the new key. */
 int api_create_key_command(ss_pg *pg, int argc, char **argv);
+
+/* clerk.c: a Clerk session JWT (0 and caller filled, or -1 with why), and
+ * the Clerk webhook (Svix-signed user events). */
+int clerk_authenticate(const char *token, api_caller *caller, char *why, size_t whylen);
+enum MHD_Result clerk_webhook(struct MHD_Connection *conn, const api_request *req);
 
 /* rate_limit.c: 0 when `who` may make a request now, else -1 with the
  * seconds to wait. */

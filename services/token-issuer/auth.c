@@ -46,7 +46,16 @@ int api_authenticate(struct MHD_Connection *conn, api_caller *caller, enum MHD_R
     unsigned char digest[32];
     if (h == NULL)
         return unauthorized(conn, result, "missing Authorization header (Bearer API key)");
-    if (strncmp(h, "Bearer ", 7) != 0 || parse_key(h + 7, prefix) != 0)
+    if (strncmp(h, "Bearer ", 7) != 0)
+        return unauthorized(conn, result,
+                            "Authorization is not \"Bearer <API key or Clerk token>\"");
+    if (strncmp(h + 7, "ssk_", 4) != 0) { /* a Clerk session token */
+        char why[160];
+        if (clerk_authenticate(h + 7, caller, why, sizeof why) != 0)
+            return unauthorized(conn, result, why);
+        return 0;
+    }
+    if (parse_key(h + 7, prefix) != 0)
         return unauthorized(conn, result, "Authorization is not \"Bearer ssk_<prefix>_<secret>\"");
     EVP_Digest(h + 7, strlen(h + 7), digest, NULL, EVP_sha256(), NULL);
     const char *params[] = {prefix};

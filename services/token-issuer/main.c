@@ -40,6 +40,12 @@ static const ss_config_var token_issuer_vars[] = {
      &api_cfg.rate_per_s},
     {"API_RATE_BURST", SS_CONFIG_INT, false, false, "100", 1, 100000, NULL,
      "API requests a caller may make at once before API_RATE_LIMIT applies", &api_cfg.rate_burst},
+    {"CLERK_JWT_KEY", SS_CONFIG_STRING, false, false, "", 0, 0, NULL,
+     "Clerk's RS256 public key (PEM): hosts may sign in with Clerk session tokens",
+     &api_cfg.clerk_jwt_key},
+    {"CLERK_WEBHOOK_SECRET", SS_CONFIG_STRING, false, true, "", 0, 0, NULL,
+     "Svix signing secret (whsec_...) of the Clerk webhook POST /v1/webhooks/clerk",
+     &api_cfg.clerk_webhook_secret},
     {"LIVEKIT_TOKEN_TTL", SS_CONFIG_DURATION, false, false, "6h", 60000, 86400000, NULL,
      "lifetime of a LiveKit access token", &api_cfg.livekit_token_ttl_s},
 };

@@ -5,6 +5,8 @@
 import http from 'node:http';
 import { randomUUID } from 'node:crypto';
 import { TokenVerifier } from 'livekit-server-sdk';
+import jwt from 'jsonwebtoken';
+import { Webhook } from 'svix';
 import { open } from '../ingest/wsclient.mjs';
 
 const env = process.env;
@@ -188,6 +190,63 @@ await run('too many requests from one key: 429 with Retry-After; fine again afte
   await new Promise((res) => setTimeout(res, retry * 1000));
   const again = await call('GET', '/v1/sessions', { key });
   expect(again.status === 200, again.text);
+});
+
+const clerkToken = (claims, opts = {}) => jwt.sign({ sub: 'user_2abcDEF', sid: 'sess_1', iss: 'https://clerk.example.test', ...claims }, opts.key ?? env.CLERK_TEST_PRIVATE_KEY, { algorithm: opts.alg ?? 'RS256', expiresIn: opts.expiresIn ?? 60 });
+
+await run('Clerk session token: verified offline with CLERK_JWT_KEY; the user becomes a host seeing only its sessions', async () => {
+  const tok = clerkToken({});
+  const r = await call('POST', '/v1/sessions', { key: tok, body: { title: 'clerk host' } });
+  expect(r.status === 201, r.text);
+  const l = await call('GET', '/v1/sessions', { key: tok });
+  expect(l.status === 200 && l.json.sessions.length === 1 && l.json.sessions[0].title === 'clerk host', l.text);
+  const other = await call('GET', `/v1/sessions/${r.json.id}`);
+  expect(other.status === 404, 'an API-key host sees the Clerk host session');
+});
+
+await run('Clerk: expired, wrongly signed and alg-confused tokens get 401', async () => {
+  const expired = await call('GET', '/v1/sessions', { key: clerkToken({ iat: Math.floor(Date.now() / 1000) - 7200 }, { expiresIn: -3600 }) });
+  expect(expired.status === 401 && /expired/.test(expired.json.error.message), expired.text);
+  const { generateKeyPairSync } = await import('node:crypto');
+  const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const wrong = await call('GET', '/v1/sessions', { key: clerkToken({}, { key: privateKey.export({ type: 'pkcs8', format: 'pem' }) }) });
+  expect(wrong.status === 401 && /signature/.test(wrong.json.error.message), wrong.text);
+  const pub = env.CLERK_JWT_KEY;
+  const confused = jwt.sign({ sub: 'user_evil', exp: Math.floor(Date.now() / 1000) + 60 }, pub, { algorithm: 'HS256' });
+  const c = await call('GET', '/v1/sessions', { key: confused });
+  expect(c.status === 401 && /RS256/.test(c.json.error.message), c.text);
+});
+
+const hook = new Webhook(env.CLERK_WEBHOOK_SECRET.replace(/^whsec_/, ''));
+async function sendHook(event, { tamper, at } = {}) {
+  const body = JSON.stringify(event);
+  const id = `msg_${randomUUID()}`;
+  const when = at ?? new Date();
+  const signature = hook.sign(id, when, body);
+  return fetch(`${API}/v1/webhooks/clerk`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'svix-id': id, 'svix-timestamp': String(Math.floor(when.getTime() / 1000)), 'svix-signature': signature },
+    body: tamper ? body.replace('Ada', 'Eve') : body,
+  }).then(async (r) => ({ status: r.status, json: await r.json().catch(() => null) }));
+}
+const userEvent = (type, first) => ({ type, data: { id: 'user_webhook1', first_name: first, last_name: 'Lovelace', primary_email_address_id: 'idn_1', email_addresses: [{ id: 'idn_0', email_address: 'old@example.test' }, { id: 'idn_1', email_address: 'ada@example.test' }] } });
+
+await run('Clerk webhook (Svix-signed by the svix package): user.created and user.updated upsert one host', async () => {
+  const a = await sendHook(userEvent('user.created', 'Ada'));
+  expect(a.status === 200 && a.json.clerk_user_id === 'user_webhook1', JSON.stringify(a));
+  const b = await sendHook(userEvent('user.updated', 'Augusta Ada'));
+  expect(b.status === 200 && b.json.host_id === a.json.host_id, JSON.stringify(b));
+  const c = await sendHook({ type: 'session.created', data: {} });
+  expect(c.status === 200 && c.json.ignored, JSON.stringify(c));
+});
+
+await run('Clerk webhook: a bad signature or an old timestamp is 401 and changes nothing', async () => {
+  const bad = await sendHook(userEvent('user.updated', 'Ada'), { tamper: true });
+  expect(bad.status === 401 && /signature/.test(bad.json.error.message), JSON.stringify(bad));
+  const old = await sendHook(userEvent('user.updated', 'Ada'), { at: new Date(Date.now() - 3600 * 1000) });
+  expect(old.status === 401 && /timestamp/.test(old.json.error.message), JSON.stringify(old));
+  const none = await fetch(`${API}/v1/webhooks/clerk`, { method: 'POST', body: '{}' });
+  expect(none.status === 401, String(none.status));
 });
 
 await run('unknown route and method: 404', async () => {

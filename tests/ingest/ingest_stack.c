@@ -18,39 +18,39 @@
 
 static char **stack_env(ingest_stack *s, int ops_port)
 {
-    static char vars[STACK_MAX_ENV][600];
+    static char vars[STACK_MAX_ENV][4096];
     static char *env[STACK_MAX_ENV + 1];
     const char *path = getenv("PATH"), *asan = getenv("ASAN_OPTIONS");
     const char *ubsan = getenv("UBSAN_OPTIONS"), *tmp = getenv("TMPDIR");
     int n = 0;
-    snprintf(vars[n++], 600, "PATH=%s", path ? path : "/usr/bin:/bin");
-    snprintf(vars[n++], 600, "ASAN_OPTIONS=%s", asan ? asan : "");
-    snprintf(vars[n++], 600, "UBSAN_OPTIONS=%s", ubsan ? ubsan : "");
-    snprintf(vars[n++], 600, "TMPDIR=%s", tmp ? tmp : "/tmp");
-    snprintf(vars[n++], 600, "OPS_LISTEN=127.0.0.1:%d", ops_port);
-    snprintf(vars[n++], 600, "NATS_URL=%s", s->nats.url);
-    snprintf(vars[n++], 600, "NODE_PATH=%s/node_modules", getenv("SEASHORE_SOURCE_DIR"));
-    snprintf(vars[n++], 600, "DATABASE_URL=%s", s->pg.url);
-    snprintf(vars[n++], 600, "WS_LISTEN=127.0.0.1:%d", s->ws_port);
-    snprintf(vars[n++], 600, "INGEST_TOKEN_SECRET=%s", STACK_SECRET);
-    snprintf(vars[n++], 600, "DRAIN_TIMEOUT=10s");
-    snprintf(vars[n++], 600, "LOG_LEVEL=info");
-    snprintf(vars[n++], 600, "SEASHORE_SOURCE_DIR=%s", getenv("SEASHORE_SOURCE_DIR"));
-    snprintf(vars[n++], 600, "SEASHORE_BUILD_DIR=%s", getenv("SEASHORE_BUILD_DIR"));
-    snprintf(vars[n++], 600, "INGEST_URL=%s", s->ws_url);
-    snprintf(vars[n++], 600, "INGEST_TOKEN_SECRET_FOR_TEST=%s", STACK_SECRET);
-    snprintf(vars[n++], 600, "SESSION_ID=%s", s->session_id);
-    snprintf(vars[n++], 600, "PARTICIPANT_ID=%s", s->participant_id);
-    snprintf(vars[n++], 600, "OTHER_PARTICIPANT_ID=%s", s->other_participant_id);
-    snprintf(vars[n++], 600, "HTTP_LISTEN=127.0.0.1:%d", s->http_port);
-    snprintf(vars[n++], 600, "API_URL=%s", s->api_url);
-    snprintf(vars[n++], 600, "INGEST_PUBLIC_URL=%s", s->ws_url);
-    snprintf(vars[n++], 600, "WEB_ROOT=%s/web", getenv("SEASHORE_SOURCE_DIR"));
-    snprintf(vars[n++], 600, "LIVEKIT_URL=ws://127.0.0.1:7880");
-    snprintf(vars[n++], 600, "LIVEKIT_API_KEY=APItestkey");
-    snprintf(vars[n++], 600, "LIVEKIT_API_SECRET=livekit-test-secret-0123456789abcdef0123");
+    snprintf(vars[n++], 4096, "PATH=%s", path ? path : "/usr/bin:/bin");
+    snprintf(vars[n++], 4096, "ASAN_OPTIONS=%s", asan ? asan : "");
+    snprintf(vars[n++], 4096, "UBSAN_OPTIONS=%s", ubsan ? ubsan : "");
+    snprintf(vars[n++], 4096, "TMPDIR=%s", tmp ? tmp : "/tmp");
+    snprintf(vars[n++], 4096, "OPS_LISTEN=127.0.0.1:%d", ops_port);
+    snprintf(vars[n++], 4096, "NATS_URL=%s", s->nats.url);
+    snprintf(vars[n++], 4096, "NODE_PATH=%s/node_modules", getenv("SEASHORE_SOURCE_DIR"));
+    snprintf(vars[n++], 4096, "DATABASE_URL=%s", s->pg.url);
+    snprintf(vars[n++], 4096, "WS_LISTEN=127.0.0.1:%d", s->ws_port);
+    snprintf(vars[n++], 4096, "INGEST_TOKEN_SECRET=%s", STACK_SECRET);
+    snprintf(vars[n++], 4096, "DRAIN_TIMEOUT=10s");
+    snprintf(vars[n++], 4096, "LOG_LEVEL=info");
+    snprintf(vars[n++], 4096, "SEASHORE_SOURCE_DIR=%s", getenv("SEASHORE_SOURCE_DIR"));
+    snprintf(vars[n++], 4096, "SEASHORE_BUILD_DIR=%s", getenv("SEASHORE_BUILD_DIR"));
+    snprintf(vars[n++], 4096, "INGEST_URL=%s", s->ws_url);
+    snprintf(vars[n++], 4096, "INGEST_TOKEN_SECRET_FOR_TEST=%s", STACK_SECRET);
+    snprintf(vars[n++], 4096, "SESSION_ID=%s", s->session_id);
+    snprintf(vars[n++], 4096, "PARTICIPANT_ID=%s", s->participant_id);
+    snprintf(vars[n++], 4096, "OTHER_PARTICIPANT_ID=%s", s->other_participant_id);
+    snprintf(vars[n++], 4096, "HTTP_LISTEN=127.0.0.1:%d", s->http_port);
+    snprintf(vars[n++], 4096, "API_URL=%s", s->api_url);
+    snprintf(vars[n++], 4096, "INGEST_PUBLIC_URL=%s", s->ws_url);
+    snprintf(vars[n++], 4096, "WEB_ROOT=%s/web", getenv("SEASHORE_SOURCE_DIR"));
+    snprintf(vars[n++], 4096, "LIVEKIT_URL=ws://127.0.0.1:7880");
+    snprintf(vars[n++], 4096, "LIVEKIT_API_KEY=APItestkey");
+    snprintf(vars[n++], 4096, "LIVEKIT_API_SECRET=livekit-test-secret-0123456789abcdef0123");
     for (int i = 0; i < 8 && s->extra_env[i]; i++)
-        snprintf(vars[n++], 600, "%s", s->extra_env[i]);
+        snprintf(vars[n++], 4096, "%s", s->extra_env[i]);
     for (int i = 0; i < n; i++)
         env[i] = vars[i];
     env[n] = NULL;

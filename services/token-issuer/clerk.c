@@ -1,0 +1,219 @@
+/* clerk.c -- Clerk as the seed used it: session JWTs verified without a
+ * network call from CLERK_JWT_KEY (RS256 public key PEM), the user mapped to
+ * a host (hosts.clerk_user_id, created on first sight); and the Clerk
+ * webhook (Svix signatures with CLERK_WEBHOOK_SECRET) upserting users. */
+#include "api.h"
+
+#include <jwt.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define CLERK_SKEW_S        60
+#define WEBHOOK_TOLERANCE_S 300
+
+/* The JWT header's alg, checked before verifying (no alg confusion). */
+static bool header_is_rs256(const char *token)
+{
+    const char *dot = strchr(token, '.');
+    size_t n = dot ? (size_t)(dot - token) : 0;
+    unsigned char b64[1100], raw[1100];
+    if (n == 0 || n > 1024)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        b64[i] = token[i] == '-' ? '+' : token[i] == '_' ? '/' : (unsigned char)token[i];
+    size_t padded = n;
+    while (padded % 4)
+        b64[padded++] = '=';
+    int len = EVP_DecodeBlock(raw, b64, (int)padded);
+    if (len < 0)
+        return false;
+    json_t *h = json_loadb((const char *)raw, (size_t)len - (padded - n), 0, NULL);
+    const char *alg = json_string_value(json_object_get(h, "alg"));
+    bool ok = alg && strcmp(alg, "RS256") == 0;
+    json_decref(h);
+    return ok;
+}
+
+/* The host of a Clerk user, created on first sight; 0 or -1. */
+static int host_for_clerk_user(const char *user_id, char host_id[SS_UUID_LEN + 1])
+{
+    char err[256];
+    const char *params[] = {user_id};
+    PGresult *r =
+        ss_pg_query(api_cfg.svc->pg,
+                    "INSERT INTO hosts (clerk_user_id) VALUES ($1) ON CONFLICT "
+                    "(clerk_user_id) DO UPDATE SET clerk_user_id = EXCLUDED.clerk_user_id "
+                    "RETURNING id",
+                    1, params, err, sizeof err);
+    int ok = r && PQntuples(r) == 1;
+    if (ok)
+        snprintf(host_id, SS_UUID_LEN + 1, "%s", PQgetvalue(r, 0, 0));
+    PQclear(r);
+    return ok ? 0 : -1;
+}
+
+int clerk_authenticate(const char *token, api_caller *caller, char *why, size_t whylen)
+{
+    jwt_t *jwt = NULL;
+    int rc = -1;
+    if (api_cfg.clerk_jwt_key == NULL || api_cfg.clerk_jwt_key[0] == '\0') {
+        snprintf(why, whylen, "Clerk sessions are not configured (CLERK_JWT_KEY)");
+        return -1;
+    }
+    if (!header_is_rs256(token)) {
+        snprintf(why, whylen, "Clerk token is not an RS256 JWT");
+        return -1;
+    }
+    if (jwt_decode(&jwt, token, (const unsigned char *)api_cfg.clerk_jwt_key,
+                   (int)strlen(api_cfg.clerk_jwt_key)) != 0) {
+        snprintf(why, whylen, "Clerk token signature does not verify with CLERK_JWT_KEY");
+        return -1;
+    }
+    time_t now = time(NULL);
+    long exp = jwt_get_grant_int(jwt, "exp");
+    long nbf = jwt_get_grant_int(jwt, "nbf");
+    const char *sub = jwt_get_grant(jwt, "sub");
+    if (exp == 0 || now > exp + CLERK_SKEW_S)
+        snprintf(why, whylen, "Clerk token expired");
+    else if (nbf > now + CLERK_SKEW_S)
+        snprintf(why, whylen, "Clerk token not valid yet (nbf)");
+    else if (sub == NULL || sub[0] == '\0' || strlen(sub) > 200)
+        snprintf(why, whylen, "Clerk token has no sub");
+    else if (host_for_clerk_user(sub, caller->host_id) != 0)
+        snprintf(why, whylen, "database unavailable");
+    else
+        rc = 0;
+    jwt_free(jwt);
+    return rc;
+}
+
+/* HMAC-SHA256 of "<id>.<timestamp>.<body>" with the whsec_ key, base64. */
+static int svix_signature(const char *id, const char *ts, const char *body, size_t len,
+                          char out[64])
+{
+    const char *secret = api_cfg.clerk_webhook_secret;
+    unsigned char key[256], mac[32];
+    unsigned int maclen = 0;
+    if (strncmp(secret, "whsec_", 6) == 0)
+        secret += 6;
+    size_t slen = strlen(secret);
+    if (slen == 0 || slen > 340 || slen % 4 != 0)
+        return -1;
+    int klen = EVP_DecodeBlock(key, (const unsigned char *)secret, (int)slen);
+    if (klen < 0)
+        return -1;
+    klen -= (secret[slen - 1] == '=') + (secret[slen - 2] == '=');
+    size_t mlen = strlen(id) + strlen(ts) + len + 2;
+    unsigned char *msg = malloc(mlen + 1);
+    if (msg == NULL)
+        return -1;
+    int n = snprintf((char *)msg, mlen + 1, "%s.%s.", id, ts);
+    memcpy(msg + n, body, len);
+    HMAC(EVP_sha256(), key, klen, msg, mlen, mac, &maclen);
+    free(msg);
+    EVP_EncodeBlock((unsigned char *)out, mac, 32);
+    return 0;
+}
+
+/* Whether one of the space-separated "v1,<sig>" entries matches. */
+static bool signature_listed(const char *header, const char *want)
+{
+    size_t wlen = strlen(want);
+    for (const char *p = header; p && *p;) {
+        while (*p == ' ')
+            p++;
+        const char *end = strchr(p, ' ');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        if (len == wlen + 3 && strncmp(p, "v1,", 3) == 0 && CRYPTO_memcmp(p + 3, want, wlen) == 0)
+            return true;
+        p = end;
+    }
+    return false;
+}
+
+static const char *primary_email(json_t *data)
+{
+    const char *primary = json_string_value(json_object_get(data, "primary_email_address_id"));
+    json_t *list = json_object_get(data, "email_addresses"), *e;
+    size_t i;
+    json_array_foreach(list, i, e)
+    {
+        const char *id = json_string_value(json_object_get(e, "id"));
+        if (primary == NULL || (id && strcmp(id, primary) == 0))
+            return json_string_value(json_object_get(e, "email_address"));
+    }
+    return NULL;
+}
+
+static enum MHD_Result upsert_user(struct MHD_Connection *conn, json_t *data)
+{
+    const char *id = json_string_value(json_object_get(data, "id"));
+    const char *email = primary_email(data);
+    const char *first = json_string_value(json_object_get(data, "first_name"));
+    const char *last = json_string_value(json_object_get(data, "last_name"));
+    char name[256], err[256];
+    if (id == NULL || id[0] == '\0' || strlen(id) > 200)
+        return api_reply_error(conn, MHD_HTTP_BAD_REQUEST, "invalid_field",
+                               "field data.id (the Clerk user id) is missing");
+    snprintf(name, sizeof name, "%s%s%s", first ? first : "", first && last ? " " : "",
+             last ? last : "");
+    const char *params[] = {id, email, name};
+    PGresult *r = ss_pg_query(api_cfg.svc->pg,
+                              "INSERT INTO hosts (clerk_user_id, email, display_name) VALUES ($1, "
+                              "$2, nullif($3, '')) ON CONFLICT (clerk_user_id) DO UPDATE SET "
+                              "email = coalesce(EXCLUDED.email, hosts.email), display_name = "
+                              "coalesce(EXCLUDED.display_name, hosts.display_name), updated_at = "
+                              "now() RETURNING id",
+                              3, params, err, sizeof err);
+    if (r == NULL)
+        return api_reply_error(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "unavailable",
+                               "database unavailable; retry");
+    json_t *reply = json_pack("{s:s, s:s}", "host_id", PQgetvalue(r, 0, 0), "clerk_user_id", id);
+    PQclear(r);
+    return api_reply_json(conn, MHD_HTTP_OK, reply);
+}
+
+enum MHD_Result clerk_webhook(struct MHD_Connection *conn, const api_request *req)
+{
+    const char *id = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "svix-id");
+    const char *ts = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "svix-timestamp");
+    const char *sig = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "svix-signature");
+    char want[64];
+    if (api_cfg.clerk_webhook_secret == NULL || api_cfg.clerk_webhook_secret[0] == '\0')
+        return api_reply_error(conn, MHD_HTTP_NOT_FOUND, "not_found",
+                               "the Clerk webhook is not configured (CLERK_WEBHOOK_SECRET)");
+    if (id == NULL || ts == NULL || sig == NULL)
+        return api_reply_error(conn, MHD_HTTP_UNAUTHORIZED, "unauthorized",
+                               "missing svix-id, svix-timestamp or svix-signature header");
+    long long t = strtoll(ts, NULL, 10);
+    long long now = (long long)time(NULL);
+    if (t <= 0 || t < now - WEBHOOK_TOLERANCE_S || t > now + WEBHOOK_TOLERANCE_S)
+        return api_reply_error(conn, MHD_HTTP_UNAUTHORIZED, "unauthorized",
+                               "svix-timestamp %.20s is more than %d s from now", ts,
+                               WEBHOOK_TOLERANCE_S);
+    if (req->too_large)
+        return api_reply_error(conn, MHD_HTTP_CONTENT_TOO_LARGE, "too_large",
+                               "request body over the limit of %d bytes", API_MAX_BODY);
+    if (svix_signature(id, ts, req->body ? req->body : "", req->len, want) != 0 ||
+        !signature_listed(sig, want))
+        return api_reply_error(conn, MHD_HTTP_UNAUTHORIZED, "unauthorized",
+                               "svix-signature does not match the body");
+    json_t *ev = json_loadb(req->body ? req->body : "", req->len, 0, NULL);
+    const char *type = json_string_value(json_object_get(ev, "type"));
+    enum MHD_Result res;
+    if (type == NULL)
+        res = api_reply_error(conn, MHD_HTTP_BAD_REQUEST, "invalid_json",
+                              "webhook body is not a JSON event with a type");
+    else if (strcmp(type, "user.created") == 0 || strcmp(type, "user.updated") == 0)
+        res = upsert_user(conn, json_object_get(ev, "data"));
+    else
+        res =
+            api_reply_json(conn, MHD_HTTP_OK, json_pack("{s:s, s:b}", "type", type, "ignored", 1));
+    json_decref(ev);
+    return res;
+}
