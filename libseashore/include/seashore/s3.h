@@ -9,6 +9,8 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+#include <time.h>
 
 typedef struct ss_s3_config {
     const char *endpoint;   /* scheme://host[:port], no trailing slash, e.g. R2's account URL */
@@ -17,6 +19,16 @@ typedef struct ss_s3_config {
     const char *bucket;     /* R2_BUCKET_NAME */
     const char *region;     /* "auto" for R2, e.g. "us-east-1" for AWS */
 } ss_s3_config;
+
+/* Longest validity of a presigned URL SigV4 allows: 7 days. */
+#define SS_S3_PRESIGN_MAX_S 604800
+
+/* A presigned GET URL for key, valid expires_s seconds from now (path-style,
+ * SigV4 query signing, UNSIGNED-PAYLOAD): exactly what the AWS SDK's
+ * getSignedUrl(GetObjectCommand) returns for the same inputs. 0 and
+ * *url_out (caller frees), or -1 with the reason in err. */
+int ss_s3_presign_get(const ss_s3_config *c, const char *key, int64_t expires_s, time_t now,
+                      char **url_out, char *err, size_t errlen);
 
 /* HEAD <endpoint>/<bucket>: 0 when the store answers 200. Otherwise -1 and
  * a reason such as "HTTP 403 from the object store" in why. */
