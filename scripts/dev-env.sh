@@ -59,7 +59,7 @@ dev_service_env() { # service name -> prints one NAME=value per line
     token-issuer)
         vars+=(DATABASE_URL="$DEV_DATABASE_URL" HTTP_LISTEN="127.0.0.1:$DEV_HTTP_PORT"
             WEB_ROOT="$DEV_REPO/web" INGEST_TOKEN_SECRET="${INGEST_TOKEN_SECRET:-}"
-            INGEST_PUBLIC_URL="$DEV_INGEST_URL")
+            INGEST_PUBLIC_URL="$DEV_INGEST_URL" "${s3[@]}")
         ;;
     ingest-recorder)
         vars+=(WS_LISTEN="127.0.0.1:$DEV_WS_PORT" INGEST_TOKEN_SECRET="${INGEST_TOKEN_SECRET:-}")

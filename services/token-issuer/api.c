@@ -334,6 +334,37 @@ static enum MHD_Result ingest_refresh(route_ctx *rc, const char *sid, const char
     return api_reply_json(rc->conn, MHD_HTTP_OK, json_pack("{s:o}", "ingest", ing));
 }
 
+/* Gives an object {object_key, ...} a presigned GET "url" and its expiry. */
+static void presign_into(json_t *obj, time_t now)
+{
+    const char *key = json_string_value(json_object_get(obj, "object_key"));
+    char err[256], *url = NULL;
+    if (key == NULL || ss_s3_presign_get(&api_cfg.svc->s3, key, api_cfg.download_ttl_s, now, &url,
+                                         err, sizeof err) != 0)
+        return;
+    json_object_set_new(obj, "url", json_string(url));
+    json_object_set_new(obj, "url_expires_at",
+                        json_integer((json_int_t)(now + api_cfg.download_ttl_s)));
+    free(url);
+}
+
+/* Every finished file (raw object, editor files) gets its download URL. */
+static void add_download_urls(json_t *participants)
+{
+    time_t now = time(NULL);
+    size_t i, j, k;
+    json_t *p, *t, *f;
+    json_array_foreach(participants, i, p)
+    {
+        json_array_foreach(json_object_get(p, "tracks"), j, t)
+        {
+            if (json_is_object(json_object_get(t, "raw")))
+                presign_into(json_object_get(t, "raw"), now);
+            json_array_foreach(json_object_get(t, "files"), k, f) presign_into(f, now);
+        }
+    }
+}
+
 /* The editors' view: participants, their tracks and states. */
 static enum MHD_Result session_tracks(route_ctx *rc, const char *sid)
 {
@@ -343,19 +374,27 @@ static enum MHD_Result session_tracks(route_ctx *rc, const char *sid)
     if (s == NULL)
         return not_found(rc, "session", sid);
     const char *params[] = {sid};
-    if (query_json("SELECT coalesce(json_agg(json_build_object('participant_id', p.id, 'identity', "
-                   "p.identity, 'display_name', p.display_name, 'role', p.role, 'tracks', "
-                   "(SELECT coalesce(json_agg(json_build_object('track_id', t.id, 'kind', t.kind, "
-                   "'mime_type', t.mime_type, 'state', t.state, 'durable_bytes', t.durable_bytes, "
-                   "'committed_bytes', t.committed_bytes, 'total_bytes', t.total_bytes, 'failure', "
-                   "t.failure, 'created_at', t.created_at, 'ended_at', t.ended_at) ORDER BY "
-                   "t.created_at), '[]') FROM tracks t WHERE t.participant_id = p.id)) ORDER BY "
-                   "p.created_at), '[]') FROM participants p WHERE p.session_id = $1",
-                   1, params, &parts) != 0 ||
+    if (query_json(
+            "SELECT coalesce(json_agg(json_build_object('participant_id', p.id, 'identity', "
+            "p.identity, 'display_name', p.display_name, 'role', p.role, 'tracks', "
+            "(SELECT coalesce(json_agg(json_build_object('track_id', t.id, 'kind', t.kind, "
+            "'mime_type', t.mime_type, 'state', t.state, 'durable_bytes', t.durable_bytes, "
+            "'committed_bytes', t.committed_bytes, 'total_bytes', t.total_bytes, 'failure', "
+            "t.failure, 'created_at', t.created_at, 'ended_at', t.ended_at, 'raw', CASE WHEN "
+            "t.state = 'complete' THEN json_build_object('object_key', 'raw/' || t.session_id "
+            "|| '/' || t.participant_id || '/' || t.id || '.' || t.ext, 'size_bytes', "
+            "t.total_bytes) END, 'files', (SELECT coalesce(json_agg(json_build_object('kind', "
+            "o.kind, 'object_key', o.object_key, 'size_bytes', o.size_bytes, 'duration_us', "
+            "o.duration_us, 'codecs', o.codecs) ORDER BY o.kind), '[]') FROM outputs o WHERE "
+            "o.track_id = t.id AND o.state = 'done' AND o.object_key IS NOT NULL)) ORDER BY "
+            "t.created_at), '[]') FROM tracks t WHERE t.participant_id = p.id)) ORDER BY "
+            "p.created_at), '[]') FROM participants p WHERE p.session_id = $1",
+            1, params, &parts) != 0 ||
         parts == NULL) {
         json_decref(s);
         return db_unavailable(rc);
     }
+    add_download_urls(parts);
     json_object_set_new(s, "participants", parts);
     return api_reply_json(rc->conn, MHD_HTTP_OK, s);
 }

@@ -22,6 +22,7 @@ typedef struct api_config {
     int64_t livekit_token_ttl_s;
     int64_t rate_per_s, rate_burst;
     const char *clerk_jwt_key, *clerk_webhook_secret;
+    int64_t download_ttl_s;
 } api_config;
 
 extern api_config api_cfg;

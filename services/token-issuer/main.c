@@ -46,6 +46,9 @@ static const ss_config_var token_issuer_vars[] = {
     {"CLERK_WEBHOOK_SECRET", SS_CONFIG_STRING, false, true, "", 0, 0, NULL,
      "Svix signing secret (whsec_...) of the Clerk webhook POST /v1/webhooks/clerk",
      &api_cfg.clerk_webhook_secret},
+    {"DOWNLOAD_URL_TTL", SS_CONFIG_DURATION, false, false, "1h", 1000, 604800000, NULL,
+     "validity of the presigned download URLs of finished files (at most 7 days)",
+     &api_cfg.download_ttl_s},
     {"LIVEKIT_TOKEN_TTL", SS_CONFIG_DURATION, false, false, "6h", 60000, 86400000, NULL,
      "lifetime of a LiveKit access token", &api_cfg.livekit_token_ttl_s},
 };
@@ -115,7 +118,7 @@ int main(int argc, char **argv)
     ss_service svc;
     if (argc > 1 && strcmp(argv[1], "create-api-key") == 0)
         return cli(argc - 1, argv + 1);
-    if (ss_service_init(&svc, argc, argv, "token-issuer", SS_NEEDS_NATS | SS_NEEDS_PG,
+    if (ss_service_init(&svc, argc, argv, "token-issuer", SS_NEEDS_NATS | SS_NEEDS_PG | SS_NEEDS_S3,
                         token_issuer_vars,
                         sizeof token_issuer_vars / sizeof token_issuer_vars[0]) != 0)
         return 1;
@@ -128,6 +131,7 @@ int main(int argc, char **argv)
     }
     api_cfg.ingest_token_ttl_s /= 1000; /* DURATION values are milliseconds */
     api_cfg.livekit_token_ttl_s /= 1000;
+    api_cfg.download_ttl_s /= 1000;
     int port = 0;
     struct MHD_Daemon *http =
         ss_http_start_with_cleanup(http_listen, handle_request, NULL, request_done,

@@ -7,7 +7,9 @@ import { randomUUID } from 'node:crypto';
 import { TokenVerifier } from 'livekit-server-sdk';
 import jwt from 'jsonwebtoken';
 import { Webhook } from 'svix';
-import { open } from '../ingest/wsclient.mjs';
+import { execFileSync } from 'node:child_process';
+import { S3Client, PutObjectCommand } from '@aws-sdk/client-s3';
+import { chunk, open, sha256 } from '../ingest/wsclient.mjs';
 
 const env = process.env;
 const API = env.API_URL;
@@ -159,6 +161,31 @@ await run("editors' listing: participants and their tracks", async () => {
   const r = await call('GET', `/v1/sessions/${session.id}/tracks`);
   expect(r.status === 200 && r.json.participants.length === 2, r.text);
   expect(r.json.participants.some((p) => p.participant_id === host.participant_id && Array.isArray(p.tracks)), r.text);
+});
+
+await run("editors' listing: finished files get presigned download URLs that the object store serves", async () => {
+  const track = randomUUID();
+  const data = Buffer.from('raw track bytes '.repeat(1000));
+  const [c] = await open(env.INGEST_URL, host.ingest.token, track);
+  c.send(chunk(0, data));
+  c.send({ end: { chunk_count: 1, total_bytes: data.length, sha256: sha256(data) } });
+  expect(await c.next((f) => f.ended), 'track not ended');
+  c.close();
+  // the uploader and muxer (later issues) record these; here SQL stands in for them
+  const wavKey = `muxed/${session.id}/${host.participant_id}/${track}.wav`;
+  execFileSync('psql', [env.DATABASE_URL, '-qc', `UPDATE tracks SET state = 'complete' WHERE id = '${track}'; INSERT INTO outputs (track_id, kind, state, object_key, size_bytes) VALUES ('${track}', 'wav', 'done', '${wavKey}', 4);`]);
+  const s3 = new S3Client({ region: 'auto', endpoint: env.R2_ENDPOINT, forcePathStyle: true, credentials: { accessKeyId: env.R2_ACCESS_KEY_ID, secretAccessKey: env.R2_SECRET_ACCESS_KEY } });
+  const rawKey = `raw/${session.id}/${host.participant_id}/${track}.webm`;
+  await s3.send(new PutObjectCommand({ Bucket: env.R2_BUCKET_NAME, Key: rawKey, Body: data }));
+  await s3.send(new PutObjectCommand({ Bucket: env.R2_BUCKET_NAME, Key: wavKey, Body: 'RIFF' }));
+  const r = await call('GET', `/v1/sessions/${session.id}/tracks`);
+  const t = r.json.participants.flatMap((p) => p.tracks).find((x) => x.track_id === track);
+  expect(t && t.raw && t.raw.object_key === rawKey && /X-Amz-Signature=/.test(t.raw.url), JSON.stringify(t));
+  expect(t.raw.url_expires_at > Date.now() / 1000 && /X-Amz-Expires=3600/.test(t.raw.url), t.raw.url);
+  const got = Buffer.from(await (await fetch(t.raw.url)).arrayBuffer());
+  expect(got.equals(data), 'raw download differs');
+  const wav = t.files.find((f) => f.kind === 'wav');
+  expect(wav && (await (await fetch(wav.url)).text()) === 'RIFF', JSON.stringify(t.files));
 });
 
 await run('end a session: state ended; joining it afterwards is 409', async () => {

@@ -47,6 +47,12 @@ static char **stack_env(ingest_stack *s, int ops_port)
     snprintf(vars[n++], 4096, "INGEST_PUBLIC_URL=%s", s->ws_url);
     snprintf(vars[n++], 4096, "WEB_ROOT=%s/web", getenv("SEASHORE_SOURCE_DIR"));
     snprintf(vars[n++], 4096, "LIVEKIT_URL=ws://127.0.0.1:7880");
+    if (s->s3.endpoint[0]) {
+        snprintf(vars[n++], 4096, "R2_ENDPOINT=%s", s->s3.endpoint);
+        snprintf(vars[n++], 4096, "R2_ACCESS_KEY_ID=%s", s->s3.access_key);
+        snprintf(vars[n++], 4096, "R2_SECRET_ACCESS_KEY=%s", s->s3.secret_key);
+        snprintf(vars[n++], 4096, "R2_BUCKET_NAME=%s", s->s3.bucket);
+    }
     snprintf(vars[n++], 4096, "LIVEKIT_API_KEY=APItestkey");
     snprintf(vars[n++], 4096, "LIVEKIT_API_SECRET=livekit-test-secret-0123456789abcdef0123");
     for (int i = 0; i < 8 && s->extra_env[i]; i++)
@@ -176,6 +182,8 @@ int stack_start(ingest_stack *s, const char *test_name)
     s->issuer_ops_port = harness_free_port();
     snprintf(s->api_url, sizeof s->api_url, "http://127.0.0.1:%d", s->http_port);
     if (stack_start_store(s) <= 0 || stack_start_ingest(s) <= 0)
+        return -1;
+    if (s->with_issuer && harness_s3_start(s->h, &s->s3) != 0)
         return -1;
     if (s->with_issuer &&
         ((s->issuer_pid = start_service(s, "token-issuer", s->issuer_ops_port)) <= 0 ||

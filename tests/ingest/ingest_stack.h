@@ -11,9 +11,10 @@
 #include <sys/types.h>
 
 #include "harness.h"
+#include "harness_s3.h"
 
 #define STACK_SECRET  "ingest-test-secret-0123456789abcdef0123"
-#define STACK_MAX_ENV 40
+#define STACK_MAX_ENV 48
 
 typedef struct ingest_stack {
     harness *h;
@@ -24,7 +25,8 @@ typedef struct ingest_stack {
     char ws_url[128];
     char session_id[37], participant_id[37], other_participant_id[37];
     const char *extra_env[8]; /* "NAME=value" added to both services */
-    bool with_issuer;         /* also start token-issuer (HTTP API) */
+    bool with_issuer;         /* also start token-issuer (HTTP API) and s3rver */
+    harness_s3 s3;
     pid_t issuer_pid;
     int http_port, issuer_ops_port;
     char api_url[64];
