@@ -55,6 +55,9 @@ clean:
 
 # The ingest benchmark; report in bench/results/. Options through BENCH_ARGS,
 # e.g. make bench-ingest BENCH_ARGS='--seconds 5 --scenarios "20x65536"'
-.PHONY: bench-ingest
+.PHONY: bench-ingest bench-token
+bench-token:
+	bench/token/run.sh $(BENCH_ARGS)
+
 bench-ingest:
 	bench/ingest/run.sh $(BENCH_ARGS)
