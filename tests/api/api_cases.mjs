@@ -276,6 +276,19 @@ await run('Clerk webhook: a bad signature or an old timestamp is 401 and changes
   expect(none.status === 401, String(none.status));
 });
 
+await run('docs/api.md: every documented route answers (none is "no route")', async () => {
+  const { readFileSync } = await import('node:fs');
+  const doc = readFileSync(new URL('../../docs/api.md', import.meta.url), 'utf8');
+  const routes = [...doc.matchAll(/^\| `(GET|POST|DELETE|PUT|PATCH) (\/v1\/[^`]*)`/gm)].map((m) => [m[1], m[2]]);
+  expect(routes.length >= 9, `found only ${routes.length} routes in docs/api.md`);
+  for (const [method, path] of routes) {
+    const concrete = path.replace('{sid}', randomUUID()).replace('{pid}', randomUUID());
+    const r = await call(method, concrete, { body: method === 'GET' || method === 'DELETE' ? undefined : {} });
+    const noRoute = r.status === 404 && /no route|no such API path/.test(r.text);
+    expect(!noRoute, `${method} ${path} is documented but not served: ${r.text}`);
+  }
+});
+
 await run('unknown route and method: 404', async () => {
   const r = await call('PUT', '/v1/sessions');
   expect(r.status === 404, r.text);
