@@ -49,14 +49,7 @@ static void test_api_cases(void)
     stack.extra_env[3] = key_env;
     stack.extra_env[4] = other_env;
     stack.extra_env[5] = rate_env;
-    char *script = harness_source_path("tests/api/api_cases.mjs");
-    char *argv[] = {"node", script, NULL};
-    int rc = stack_run(&stack, "api-cases", argv, 120000);
-    char *log = stack_log(&stack, "api-cases");
-    printf("%s", log ? log : "");
-    CHECK_EQ_INT(rc, 0);
-    free(log);
-    free(script);
+    CHECK_EQ_INT(stack_run_node(&stack, "api-cases", "tests/api/api_cases.mjs", 120000), 0);
 out:
     free(key);
     free(other);

@@ -335,3 +335,15 @@ char *stack_api_key(ingest_stack *s, const char *email)
     free(log);
     return key;
 }
+
+int stack_run_node(ingest_stack *s, const char *name, const char *script_rel, int timeout_ms)
+{
+    char *script = harness_source_path(script_rel);
+    char *argv[] = {"node", script, NULL};
+    int rc = stack_run(s, name, argv, timeout_ms);
+    char *log = stack_log(s, name);
+    printf("%s", log ? log : "");
+    free(log);
+    free(script);
+    return rc;
+}

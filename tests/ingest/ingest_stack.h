@@ -69,6 +69,11 @@ int stack_run(ingest_stack *s, const char *name, char *const argv[], int timeout
 /* Starts a program (not waiting). */
 pid_t stack_spawn(ingest_stack *s, const char *name, char *const argv[]);
 
+/* Runs a Node test script (path under the source tree) with the test
+ * environment and prints its output; returns its exit status (the number of
+ * failed cases) or -1. */
+int stack_run_node(ingest_stack *s, const char *name, const char *script_rel, int timeout_ms);
+
 /* The lines of <dir>/<name>.log (caller frees). */
 char *stack_log(ingest_stack *s, const char *name);
 

@@ -12,14 +12,8 @@ static ingest_stack stack = {.extra_env = {"IDLE_TIMEOUT=2s", "MAX_CONNECTIONS=4
 
 static void test_limit_cases(void)
 {
-    char *script = harness_source_path("tests/ingest/limits_cases.mjs");
-    char *argv[] = {"node", script, NULL};
-    int rc = stack_run(&stack, "limits-cases", argv, 120000);
-    char *log = stack_log(&stack, "limits-cases");
-    printf("%s", log ? log : "");
-    CHECK_EQ_INT(rc, 0);
-    free(log);
-    free(script);
+    CHECK_EQ_INT(stack_run_node(&stack, "limits-cases", "tests/ingest/limits_cases.mjs", 120000),
+                 0);
 }
 
 int main(void)

@@ -16,14 +16,8 @@ static ingest_stack stack;
 
 static void test_protocol_cases(void)
 {
-    char *script = harness_source_path("tests/ingest/protocol_cases.mjs");
-    char *argv[] = {"node", script, NULL};
-    int rc = stack_run(&stack, "protocol-cases", argv, 240000);
-    char *log = stack_log(&stack, "protocol-cases");
-    printf("%s", log ? log : "");
-    CHECK_EQ_INT(rc, 0);
-    free(log);
-    free(script);
+    CHECK_EQ_INT(
+        stack_run_node(&stack, "protocol-cases", "tests/ingest/protocol_cases.mjs", 240000), 0);
 }
 
 static void test_services_survived(void)
