@@ -20,6 +20,9 @@ APT_PACKAGES=(
     libavformat-dev libavcodec-dev libavutil-dev libswresample-dev
     # servers for make dev and the integration tests; ffmpeg makes test media
     nats-server postgresql ffmpeg
+    # a signature-verifying S3 server for the tests: OpenStack Swift's s3api
+    # (tests/harness/swift/; tempauth needs memcached)
+    python3-swift memcached
     # promtool, to check the Prometheus rules under deploy/ (the daemon is not
     # wanted: it is stopped if the package started it)
     prometheus
