@@ -134,16 +134,16 @@ static ss_token_result check_claims(jwt_t *jwt, int64_t now_s, ss_ingest_claims 
     return SS_TOKEN_OK;
 }
 
-/* 1 when the JWT header (first segment, base64url JSON) says alg HS256. */
-static int header_alg_is_hs256(const char *token)
+bool ss_jwt_alg_is(const char *token, const char *alg)
 {
-    size_t n = (size_t)(strchr(token, '.') - token);
+    const char *dot = strchr(token, '.');
+    size_t n = dot ? (size_t)(dot - token) : 0;
     unsigned char *b64 = NULL, *raw = NULL;
     json_t *hdr = NULL;
-    int ok = 0;
+    bool ok = false;
 
     if (n == 0 || n > 1024)
-        return 0;
+        return false;
     b64 = malloc(n + 4);
     raw = malloc(n + 4);
     if (b64 == NULL || raw == NULL)
@@ -158,8 +158,8 @@ static int header_alg_is_hs256(const char *token)
         goto out;
     len -= (int)(padded - n); /* EVP_DecodeBlock counts the padding as zero bytes */
     hdr = json_loadb((const char *)raw, (size_t)len, 0, NULL);
-    const char *alg = json_string_value(json_object_get(hdr, "alg"));
-    ok = alg != NULL && strcmp(alg, "HS256") == 0;
+    const char *got = json_string_value(json_object_get(hdr, "alg"));
+    ok = got != NULL && strcmp(got, alg) == 0;
 out:
     json_decref(hdr);
     free(b64);
@@ -183,7 +183,7 @@ ss_token_result ss_ingest_token_verify(const char *token, const char *key, size_
     if (strchr(token, '.') == NULL || strchr(strchr(token, '.') + 1, '.') == NULL)
         return fail(SS_TOKEN_MALFORMED, why, why_len, "token is not a JWT (three parts)");
     /* Refuse every algorithm but HS256 ("none" included) before verifying. */
-    if (header_alg_is_hs256(token) != 1)
+    if (!ss_jwt_alg_is(token, "HS256"))
         return fail(SS_TOKEN_MALFORMED, why, why_len,
                     "token header is not a JSON object with alg HS256");
     if (jwt_decode(&jwt, token, (const unsigned char *)key, (int)key_len) != 0)

@@ -14,6 +14,8 @@
 #define CS_CONSUMER      "chunk-store"
 #define CS_QUEUE         "chunk-store"
 #define CS_SHA_STATE_MAX 256
+#define CS_INDEX_WAIT_MS 10000 /* longest a request waits for the indexer */
+#define CS_INDEX_POLL_US 20000
 
 typedef struct cs_ctx {
     ss_service *svc;

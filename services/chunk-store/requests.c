@@ -16,10 +16,6 @@
 #include "seashore/v1/chunks.pb-c.h"
 #include "seashore/v1/work.pb-c.h"
 
-#define INDEX_WAIT_MS   10000 /* longest a request waits for the indexer */
-#define INDEX_POLL_US   20000
-#define MAX_REPLY_EXTRA 4096
-
 cs_ctx *cs_requests_ctx;
 static natsSubscription *subs[4];
 
@@ -171,7 +167,7 @@ static void on_chunk(natsConnection *nc, natsSubscription *sub, natsMsg *msg, vo
     if (req == NULL || !ss_uuid_valid(req->track_id)) {
         snprintf(err, sizeof err, "request is not a ChunkInfoRequest with a UUID track_id");
     } else {
-        for (int waited = 0;; waited += INDEX_POLL_US / 1000) {
+        for (int waited = 0;; waited += CS_INDEX_POLL_US / 1000) {
             int rc = chunk_lookup(req->track_id, req->seq, &size, sha, err, sizeof err);
             cs_log_tail lt;
             if (rc != 0)
@@ -180,13 +176,13 @@ static void on_chunk(natsConnection *nc, natsSubscription *sub, natsMsg *msg, vo
             if (cs_log_tail_read(cs_requests_ctx, req->track_id, &lt, err, sizeof err) != 0 ||
                 !lt.any || lt.next_seq <= req->seq)
                 break;
-            if (waited >= INDEX_WAIT_MS) {
+            if (waited >= CS_INDEX_WAIT_MS) {
                 snprintf(err, sizeof err,
                          "chunk %" PRIu64 " of %s is in the log but not indexed yet", req->seq,
                          req->track_id);
                 break;
             }
-            usleep(INDEX_POLL_US);
+            usleep(CS_INDEX_POLL_US);
         }
         if (err[0] == '\0' && size > 0) {
             rep.found = true;

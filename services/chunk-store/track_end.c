@@ -14,9 +14,6 @@
 #include "seashore/v1/chunks.pb-c.h"
 #include "seashore/v1/work.pb-c.h"
 
-#define INDEX_WAIT_MS 10000
-#define INDEX_POLL_US 20000
-
 static void hex32(const uint8_t *b, char out[65])
 {
     for (int i = 0; i < 32; i++)
@@ -36,20 +33,20 @@ static int reply_fail(Seashore__V1__TrackEndReply *rep, Seashore__V1__ErrorCode 
 static int load_caught_up(const char *track_id, cs_track *t, cs_log_tail *lt, char *text,
                           size_t len)
 {
-    for (int waited = 0;; waited += INDEX_POLL_US / 1000) {
+    for (int waited = 0;; waited += CS_INDEX_POLL_US / 1000) {
         if (cs_log_tail_read(cs_requests_ctx, track_id, lt, text, len) != 0 ||
             cs_track_load(cs_requests_ctx->pg_requests, track_id, t, text, len) != 0)
             return -1;
         if (!lt->any || (t->found && t->durable_seq >= lt->next_seq))
             return 0;
-        if (waited >= INDEX_WAIT_MS) {
+        if (waited >= CS_INDEX_WAIT_MS) {
             snprintf(text, len,
                      "track %s: the index is behind the chunk log (%" PRIu64 " of %" PRIu64
                      " chunks); retry",
                      track_id, t->found ? t->durable_seq : 0, lt->next_seq);
             return -1;
         }
-        usleep(INDEX_POLL_US);
+        usleep(CS_INDEX_POLL_US);
     }
 }
 
@@ -90,8 +87,8 @@ static void stream_digest(const cs_track *t, uint8_t out[32])
     SHA256_Final(out, &ctx);
 }
 
-static int mark_ended(const cs_track *t, const char *track_id,
-                      const Seashore__V1__TrackEndRecord *e, char *text, size_t len)
+static int mark_ended(const char *track_id, const Seashore__V1__TrackEndRecord *e, char *text,
+                      size_t len)
 {
     char count[24], bytes[24], dur[24], off[24];
     snprintf(count, sizeof count, "%" PRIu64, e->chunk_count);
@@ -109,7 +106,6 @@ static int mark_ended(const cs_track *t, const char *track_id,
         "ended_at = now(), end_failure = NULL "
         "WHERE id = $1 AND state = 'recording' AND durable_seq = $2::bigint",
         6, values, lengths, formats, 0, text, len);
-    (void)t;
     if (r == NULL)
         return -1;
     PQclear(r);
@@ -196,7 +192,7 @@ int cs_end_handle(const Seashore__V1__TrackEndRecord *e, Seashore__V1__TrackEndR
             note_failure(e->track_id, text);
         return reply_fail(rep, SEASHORE__V1__ERROR_CODE__ERROR_CODE_END_MISMATCH, false);
     }
-    if (!t.ended && mark_ended(&t, e->track_id, e, text, len) != 0)
+    if (!t.ended && mark_ended(e->track_id, e, text, len) != 0)
         return reply_fail(rep, SEASHORE__V1__ERROR_CODE__ERROR_CODE_INTERNAL, true);
     if (announce_end(e->track_id, text, len) != 0)
         return reply_fail(rep, SEASHORE__V1__ERROR_CODE__ERROR_CODE_INTERNAL, true);

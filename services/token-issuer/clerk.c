@@ -16,29 +16,6 @@
 #define CLERK_SKEW_S        60
 #define WEBHOOK_TOLERANCE_S 300
 
-/* The JWT header's alg, checked before verifying (no alg confusion). */
-static bool header_is_rs256(const char *token)
-{
-    const char *dot = strchr(token, '.');
-    size_t n = dot ? (size_t)(dot - token) : 0;
-    unsigned char b64[1100], raw[1100];
-    if (n == 0 || n > 1024)
-        return false;
-    for (size_t i = 0; i < n; i++)
-        b64[i] = token[i] == '-' ? '+' : token[i] == '_' ? '/' : (unsigned char)token[i];
-    size_t padded = n;
-    while (padded % 4)
-        b64[padded++] = '=';
-    int len = EVP_DecodeBlock(raw, b64, (int)padded);
-    if (len < 0)
-        return false;
-    json_t *h = json_loadb((const char *)raw, (size_t)len - (padded - n), 0, NULL);
-    const char *alg = json_string_value(json_object_get(h, "alg"));
-    bool ok = alg && strcmp(alg, "RS256") == 0;
-    json_decref(h);
-    return ok;
-}
-
 /* The host of a Clerk user, created on first sight; 0 or -1. */
 static int host_for_clerk_user(const char *user_id, char host_id[SS_UUID_LEN + 1])
 {
@@ -65,7 +42,7 @@ int clerk_authenticate(const char *token, api_caller *caller, char *why, size_t 
         snprintf(why, whylen, "Clerk sessions are not configured (CLERK_JWT_KEY)");
         return -1;
     }
-    if (!header_is_rs256(token)) {
+    if (!ss_jwt_alg_is(token, "RS256")) {
         snprintf(why, whylen, "Clerk token is not an RS256 JWT");
         return -1;
     }

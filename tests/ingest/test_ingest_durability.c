@@ -146,22 +146,25 @@ static void fault_mid_stream(const char *name, void (*fault)(void))
     free(json);
 }
 
+/* kill -9, a pause, a restart, and ready again. */
+static void kill_and_restart(pid_t pid, pid_t (*start)(ingest_stack *), int ops_port,
+                             useconds_t pause_us)
+{
+    harness_signal(stack.h, pid, SIGKILL);
+    harness_wait_exit(stack.h, pid, 10000, NULL);
+    usleep(pause_us);
+    start(&stack);
+    CHECK_EQ_INT(stack_wait_ready(ops_port, 30000), 0);
+}
+
 static void kill_ingest(void)
 {
-    harness_signal(stack.h, stack.ingest_pid, SIGKILL);
-    harness_wait_exit(stack.h, stack.ingest_pid, 10000, NULL);
-    usleep(300000);
-    stack_start_ingest(&stack);
-    CHECK_EQ_INT(stack_wait_ready(stack.ingest_ops_port, 30000), 0);
+    kill_and_restart(stack.ingest_pid, stack_start_ingest, stack.ingest_ops_port, 300000);
 }
 
 static void kill_store(void)
 {
-    harness_signal(stack.h, stack.store_pid, SIGKILL);
-    harness_wait_exit(stack.h, stack.store_pid, 10000, NULL);
-    usleep(500000);
-    stack_start_store(&stack);
-    CHECK_EQ_INT(stack_wait_ready(stack.store_ops_port, 30000), 0);
+    kill_and_restart(stack.store_pid, stack_start_store, stack.store_ops_port, 500000);
 }
 
 static void term_ingest(void)

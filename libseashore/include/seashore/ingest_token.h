@@ -7,6 +7,7 @@
  * token-issuer, verified by ingest-recorder; the key is
  * INGEST_TOKEN_SECRET, shared through configuration. */
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -44,6 +45,11 @@ char *ss_ingest_token_issue(const char *key, size_t key_len, const char *session
 ss_token_result ss_ingest_token_verify(const char *token, const char *key, size_t key_len,
                                        int64_t now_s, ss_ingest_claims *out, char *why,
                                        size_t why_len);
+
+/* True when the JWT's header (its first segment, base64url JSON) names
+ * exactly this alg; checked before verifying, so no token can choose
+ * another algorithm (none, or HS256 keyed with a public key). */
+bool ss_jwt_alg_is(const char *token, const char *alg);
 
 /* True when s is a canonical lowercase UUID (36 chars, 8-4-4-4-12 hex). */
 int ss_uuid_valid(const char *s);
