@@ -11,9 +11,10 @@ APT_PACKAGES=(
     # C style: make format / format-check
     clang-format
     # libraries of the services: NATS client, PostgreSQL client, libcurl (S3),
-    # websockets, JSON, JWT, TLS and hashes, HTTP (API and ops endpoints)
+    # websockets, JSON, JWT, TLS and hashes, HTTP (API and ops endpoints),
+    # XML (the S3 answers)
     libnats-dev libpq-dev libcurl4-openssl-dev libwebsockets-dev libjansson-dev libjwt-dev
-    libssl-dev libmicrohttpd-dev
+    libssl-dev libmicrohttpd-dev libxml2-dev
     # protobuf messages between services
     libprotobuf-c-dev protobuf-c-compiler
     # remuxing and WAV extraction in the muxer

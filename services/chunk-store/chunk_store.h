@@ -9,13 +9,14 @@
 #include "seashore/ingest_token.h"
 #include "seashore/service.h"
 
-#define CS_STREAM_CHUNKS "CHUNKS"
-#define CS_STREAM_WORK   "WORK"
-#define CS_CONSUMER      "chunk-store"
-#define CS_QUEUE         "chunk-store"
-#define CS_SHA_STATE_MAX 256
-#define CS_INDEX_WAIT_MS 10000 /* longest a request waits for the indexer */
-#define CS_INDEX_POLL_US 20000
+#define CS_STREAM_CHUNKS   "CHUNKS"
+#define CS_STREAM_WORK     "WORK"
+#define CS_STREAM_SESSIONS "SESSIONS"
+#define CS_CONSUMER        "chunk-store"
+#define CS_QUEUE           "chunk-store"
+#define CS_SHA_STATE_MAX   256
+#define CS_INDEX_WAIT_MS   10000 /* longest a request waits for the indexer */
+#define CS_INDEX_POLL_US   20000
 
 typedef struct cs_ctx {
     ss_service *svc;
@@ -24,6 +25,7 @@ typedef struct cs_ctx {
     ss_pg *pg_requests; /* request handlers' connection (serialised by ss_pg) */
     int64_t log_max_bytes, max_chunk_bytes, part_size, read_max_bytes;
     int64_t replicas, index_batch;
+    bool keep_committed; /* CHUNK_LOG_KEEP_COMMITTED: release only once muxed */
 } cs_ctx;
 
 /* A track's row in PostgreSQL. */

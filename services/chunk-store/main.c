@@ -31,6 +31,10 @@ static const ss_config_var store_vars[] = {
      "multipart part size for new tracks (R2 needs equal parts, at least 5 MiB)", &cs.part_size},
     {"READ_MAX_BYTES", SS_CONFIG_SIZE, false, false, "1MiB", 4096, 4 << 20, NULL,
      "largest byte range one chunkstore.read request returns", &cs.read_max_bytes},
+    {"CHUNK_LOG_KEEP_COMMITTED", SS_CONFIG_BOOL, false, false, "false", 0, 0, NULL,
+     "keep committed chunks in the log until the track is muxed, so a part the store loses can "
+     "be uploaded again (the log then grows with the length of recordings)",
+     &cs.keep_committed},
     {"INDEX_BATCH", SS_CONFIG_INT, false, false, "64", 1, 1024, NULL,
      "chunk records fetched per pull from the chunk log", &cs.index_batch},
 };

@@ -62,7 +62,8 @@ static void release_committed(const char *track_id)
 {
     cs_track t;
     char err[256];
-    if (cs_track_load(ctx->pg_requests, track_id, &t, err, sizeof err) != 0 || !t.found ||
+    if (ctx->keep_committed ||
+        cs_track_load(ctx->pg_requests, track_id, &t, err, sizeof err) != 0 || !t.found ||
         t.log_released)
         return;
     uint64_t upto = t.committed_seq;

@@ -7,13 +7,16 @@
 #include "seashore/drain.h"
 #include "seashore/log.h"
 
-#define FRAME_ALLOWANCE   65536
-#define DUP_WINDOW_NS     (120LL * 1000 * 1000 * 1000)
-#define RETRY_INTERVAL_US 500000
+#define FRAME_ALLOWANCE     65536
+#define DUP_WINDOW_NS       (120LL * 1000 * 1000 * 1000)
+#define RETRY_INTERVAL_US   500000
+#define SESSIONS_MAX_AGE_NS (7LL * 24 * 3600 * 1000 * 1000 * 1000)
 
 static const char *chunk_subjects[] = {"chunks.>"};
-static const char *work_subjects[] = {"work.upload", "work.complete", "work.mux",
-                                      "work.session.delete"};
+static const char *work_subjects[] = {"work.upload", "work.complete", "work.mux"};
+/* Every service gets each SessionDelete (its own durable consumer), which
+ * a work-queue stream cannot do: a stream of its own, kept for a week. */
+static const char *session_subjects[] = {"work.session.delete"};
 
 /* Adds the stream, or updates it when it exists (limits may have changed). */
 static natsStatus stream_apply(cs_ctx *cs, jsStreamConfig *cfg, jsErrCode *jerr)
@@ -58,13 +61,30 @@ static natsStatus ensure_work(cs_ctx *cs, jsErrCode *jerr)
     return stream_apply(cs, &cfg, jerr);
 }
 
+static natsStatus ensure_sessions(cs_ctx *cs, jsErrCode *jerr)
+{
+    jsStreamConfig cfg;
+    jsStreamConfig_Init(&cfg);
+    cfg.Name = CS_STREAM_SESSIONS;
+    cfg.Subjects = session_subjects;
+    cfg.SubjectsLen = 1;
+    cfg.Storage = js_FileStorage;
+    cfg.Retention = js_LimitsPolicy;
+    cfg.MaxAge = SESSIONS_MAX_AGE_NS;
+    cfg.Replicas = cs->replicas;
+    cfg.Duplicates = DUP_WINDOW_NS;
+    return stream_apply(cs, &cfg, jerr);
+}
+
 int cs_streams_ensure(cs_ctx *cs)
 {
     for (;;) {
         jsErrCode jerr = 0;
         natsStatus s = ensure_chunks(cs, &jerr);
         if (s == NATS_OK)
-            s = ensure_work(cs, &jerr);
+            s = ensure_work(cs, &jerr); /* first: it may still hold the session subject */
+        if (s == NATS_OK)
+            s = ensure_sessions(cs, &jerr);
         if (s == NATS_OK) {
             ss_log_info("streams ready", "{s:s, s:s, s:I, s:I}", "chunks", CS_STREAM_CHUNKS, "work",
                         CS_STREAM_WORK, "max_bytes", (long long)cs->log_max_bytes, "replicas",

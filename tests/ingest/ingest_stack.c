@@ -1,7 +1,9 @@
 /* ingest_stack.c -- see ingest_stack.h. */
 #include "ingest_stack.h"
 
+#include <curl/curl.h>
 #include <nats/nats.h>
+#include <openssl/evp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,12 +13,27 @@
 #include <unistd.h>
 
 #include "seashore/ingest_token.h"
+#include "seashore/s3_client.h"
 #include "seashore/v1/chunks.pb-c.h"
 
-#define READY_TIMEOUT_MS 30000
-#define READ_PIECE       (1 << 20)
+#define READY_TIMEOUT_MS   30000
+#define READ_PIECE         (1 << 20)
+#define STACK_EMPTY_SHA256 "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 
-static char **stack_env(ingest_stack *s, int ops_port)
+/* Sets NAME=value in vars[0..*n), replacing an entry of the same name. */
+static void env_put(char vars[][4096], int *n, const char *entry)
+{
+    size_t name_len = strcspn(entry, "=");
+    for (int i = 0; i < *n; i++)
+        if (strncmp(vars[i], entry, name_len + 1) == 0) {
+            snprintf(vars[i], 4096, "%s", entry);
+            return;
+        }
+    if (*n < STACK_MAX_ENV)
+        snprintf(vars[(*n)++], 4096, "%s", entry);
+}
+
+static char **service_env(ingest_stack *s, int ops_port, bool uploader)
 {
     static char vars[STACK_MAX_ENV][4096];
     static char *env[STACK_MAX_ENV + 1];
@@ -52,15 +69,23 @@ static char **stack_env(ingest_stack *s, int ops_port)
         snprintf(vars[n++], 4096, "R2_ACCESS_KEY_ID=%s", s->s3.access_key);
         snprintf(vars[n++], 4096, "R2_SECRET_ACCESS_KEY=%s", s->s3.secret_key);
         snprintf(vars[n++], 4096, "R2_BUCKET_NAME=%s", s->s3.bucket);
+        snprintf(vars[n++], 4096, "R2_REGION=%s", STACK_S3_REGION);
     }
     snprintf(vars[n++], 4096, "LIVEKIT_API_KEY=APItestkey");
     snprintf(vars[n++], 4096, "LIVEKIT_API_SECRET=livekit-test-secret-0123456789abcdef0123");
     for (int i = 0; i < 8 && s->extra_env[i]; i++)
-        snprintf(vars[n++], 4096, "%s", s->extra_env[i]);
+        env_put(vars, &n, s->extra_env[i]);
+    for (int i = 0; uploader && i < 6 && s->uploader_env[i]; i++)
+        env_put(vars, &n, s->uploader_env[i]);
     for (int i = 0; i < n; i++)
         env[i] = vars[i];
     env[n] = NULL;
     return env;
+}
+
+static char **stack_env(ingest_stack *s, int ops_port)
+{
+    return service_env(s, ops_port, false);
 }
 
 pid_t stack_spawn(ingest_stack *s, const char *name, char *const argv[])
@@ -95,7 +120,8 @@ static pid_t start_service(ingest_stack *s, const char *name, int ops_port)
     snprintf(rel, sizeof rel, "services/%s/%s", name, name);
     char *bin = harness_build_path(rel);
     char *argv[] = {bin, NULL};
-    pid_t pid = harness_spawn(s->h, name, argv, stack_env(s, ops_port));
+    pid_t pid =
+        harness_spawn(s->h, name, argv, service_env(s, ops_port, strcmp(name, "r2-uploader") == 0));
     free(bin);
     return pid;
 }
@@ -108,6 +134,58 @@ pid_t stack_start_ingest(ingest_stack *s)
 pid_t stack_start_store(ingest_stack *s)
 {
     return s->store_pid = start_service(s, "chunk-store", s->store_ops_port);
+}
+
+pid_t stack_start_uploader(ingest_stack *s)
+{
+    char url[64];
+    s->uploader_pid = start_service(s, "r2-uploader", s->uploader_ops_port);
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/healthz", s->uploader_ops_port);
+    if (s->uploader_pid > 0 && harness_wait_http_status(url, 200, READY_TIMEOUT_MS) != 0)
+        return -1;
+    return s->uploader_pid;
+}
+
+/* Swift's s3api in <dir>/swift (tests/harness/swift), with the bucket. */
+static int swift_start(ingest_stack *s)
+{
+    char port[16], line[256];
+    snprintf(s->swift_dir, sizeof s->swift_dir, "%s/swift", harness_dir(s->h));
+    snprintf(port, sizeof port, "%d", harness_free_port());
+    char *script = harness_source_path("tests/harness/swift/start-swift.sh");
+    char *argv[] = {script, s->swift_dir, port, NULL};
+    int rc = stack_run(s, "swift-start", argv, 90000);
+    free(script);
+    char *out = rc == 0 ? stack_log(s, "swift-start") : NULL;
+    if (out == NULL) {
+        fprintf(stderr, "Swift did not start (see swift-start.log)\n");
+        return -1;
+    }
+    for (char *save = NULL, *l = strtok_r(out, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+        snprintf(line, sizeof line, "%s", l);
+        if (strncmp(line, "S3_ENDPOINT=", 12) == 0)
+            snprintf(s->s3.endpoint, sizeof s->s3.endpoint, "%s", line + 12);
+        else if (strncmp(line, "S3_ACCESS_KEY=", 14) == 0)
+            snprintf(s->swift_access_key, sizeof s->swift_access_key, "%s", line + 14);
+        else if (strncmp(line, "S3_SECRET_KEY=", 14) == 0)
+            snprintf(s->swift_secret_key, sizeof s->swift_secret_key, "%s", line + 14);
+    }
+    free(out);
+    s->s3.access_key = s->swift_access_key;
+    s->s3.secret_key = s->swift_secret_key;
+    s->s3.bucket = "seashore-test";
+    return stack_s3_create_bucket(s, s->s3.bucket);
+}
+
+static void swift_stop(ingest_stack *s)
+{
+    if (s->swift_dir[0] == '\0')
+        return;
+    char *script = harness_source_path("tests/harness/swift/stop-swift.sh");
+    char *argv[] = {script, s->swift_dir, NULL};
+    stack_run(s, "swift-stop", argv, 30000);
+    free(script);
+    s->swift_dir[0] = '\0';
 }
 
 int stack_wait_ready(int ops_port, int timeout_ms)
@@ -183,7 +261,11 @@ int stack_start(ingest_stack *s, const char *test_name)
     snprintf(s->api_url, sizeof s->api_url, "http://127.0.0.1:%d", s->http_port);
     if (stack_start_store(s) <= 0 || stack_start_ingest(s) <= 0)
         return -1;
-    if (s->with_issuer && harness_s3_start(s->h, &s->s3) != 0)
+    s->uploader_ops_port = harness_free_port();
+    if (s->with_swift ? swift_start(s) != 0
+                      : (s->with_issuer || s->with_uploader) && harness_s3_start(s->h, &s->s3) != 0)
+        return -1;
+    if (s->with_uploader && stack_start_uploader(s) <= 0)
         return -1;
     if (s->with_issuer &&
         ((s->issuer_pid = start_service(s, "token-issuer", s->issuer_ops_port)) <= 0 ||
@@ -223,9 +305,11 @@ int stack_stop(ingest_stack *s)
     int problems = 0;
     if (s->h == NULL)
         return 0;
+    problems += stack_stop_service(s, &s->uploader_pid, "r2-uploader");
     problems += stack_stop_service(s, &s->issuer_pid, "token-issuer");
     problems += stack_stop_service(s, &s->ingest_pid, "ingest-recorder");
     problems += stack_stop_service(s, &s->store_pid, "chunk-store");
+    swift_stop(s);
     harness_free(s->h); /* stops every other process it started */
     s->h = NULL;
     return problems;
@@ -345,5 +429,76 @@ int stack_run_node(ingest_stack *s, const char *name, const char *script_rel, in
     printf("%s", log ? log : "");
     free(log);
     free(script);
+    return rc;
+}
+
+int stack_s3_create_bucket(ingest_stack *s, const char *bucket)
+{
+    char url[256], sigv4[64];
+    long status = 0;
+    snprintf(url, sizeof url, "%s/%s", s->s3.endpoint, bucket);
+    snprintf(sigv4, sizeof sigv4, "aws:amz:%s:s3", STACK_S3_REGION);
+    CURL *curl = curl_easy_init();
+    struct curl_slist *hdr = curl_slist_append(NULL, "x-amz-content-sha256: " STACK_EMPTY_SHA256);
+    if (curl == NULL || hdr == NULL)
+        goto out;
+    curl_easy_setopt(curl, CURLOPT_URL, url);
+    curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, "PUT");
+    curl_easy_setopt(curl, CURLOPT_AWS_SIGV4, sigv4);
+    curl_easy_setopt(curl, CURLOPT_USERNAME, s->s3.access_key);
+    curl_easy_setopt(curl, CURLOPT_PASSWORD, s->s3.secret_key);
+    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, hdr);
+    curl_easy_setopt(curl, CURLOPT_TIMEOUT, 30L);
+    if (curl_easy_perform(curl) == CURLE_OK)
+        curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+out:
+    curl_slist_free_all(hdr);
+    curl_easy_cleanup(curl);
+    if (status != 200)
+        fprintf(stderr, "cannot create bucket %s: HTTP %ld\n", bucket, status);
+    return status == 200 ? 0 : -1;
+}
+
+ss_s3_client *stack_s3_client(ingest_stack *s)
+{
+    ss_s3_config cfg = {s->s3.endpoint, s->s3.access_key, s->s3.secret_key, s->s3.bucket,
+                        STACK_S3_REGION};
+    ss_s3_client_opts opts = {.connect_timeout_ms = 5000, .stall_timeout_ms = 10000};
+    ss_s3_client *c = NULL;
+    char err[256];
+    if (ss_s3_client_new(&cfg, &opts, &c, err, sizeof err) != 0)
+        fprintf(stderr, "S3 client: %s\n", err);
+    return c;
+}
+
+int stack_s3_object_sha256(ingest_stack *s, const char *key, uint8_t digest[32], uint64_t *size)
+{
+    ss_s3_client *c = stack_s3_client(s);
+    ss_s3_conn *conn = c ? ss_s3_conn_new(c) : NULL;
+    uint8_t *buf = malloc(READ_PIECE);
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    int rc = -1;
+    *size = 0;
+    if (conn == NULL || buf == NULL || md == NULL || !EVP_DigestInit_ex(md, EVP_sha256(), NULL))
+        goto out;
+    for (;;) {
+        size_t got = 0;
+        ss_s3_result res;
+        if (ss_s3_get_range(conn, key, *size, READ_PIECE, buf, &got, &res) != 0) {
+            fprintf(stderr, "GET %s at %llu: %s %s\n", key, (unsigned long long)*size, res.code,
+                    res.message);
+            goto out;
+        }
+        EVP_DigestUpdate(md, buf, got);
+        *size += got;
+        if (got < READ_PIECE)
+            break;
+    }
+    rc = EVP_DigestFinal_ex(md, digest, NULL) ? 0 : -1;
+out:
+    EVP_MD_CTX_free(md);
+    free(buf);
+    ss_s3_conn_free(conn);
+    ss_s3_client_free(c);
     return rc;
 }

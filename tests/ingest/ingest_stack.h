@@ -13,8 +13,9 @@
 #include "harness.h"
 #include "harness_s3.h"
 
-#define STACK_SECRET  "ingest-test-secret-0123456789abcdef0123"
-#define STACK_MAX_ENV 48
+#define STACK_SECRET    "ingest-test-secret-0123456789abcdef0123"
+#define STACK_MAX_ENV   48
+#define STACK_S3_REGION "us-east-1"
 
 typedef struct ingest_stack {
     harness *h;
@@ -30,6 +31,13 @@ typedef struct ingest_stack {
     pid_t issuer_pid;
     int http_port, issuer_ops_port;
     char api_url[64];
+    /* the upload path (issue 5) */
+    bool with_swift;             /* S3 is Swift's s3api (verifies SigV4), not s3rver */
+    bool with_uploader;          /* also start r2-uploader (needs with_swift or with_issuer) */
+    const char *uploader_env[6]; /* "NAME=value" for r2-uploader only, replacing defaults */
+    pid_t uploader_pid;
+    int uploader_ops_port;
+    char swift_dir[512], swift_access_key[64], swift_secret_key[64];
 } ingest_stack;
 
 /* Starts everything; 0 when both services are ready. */
@@ -41,6 +49,9 @@ int stack_stop(ingest_stack *s);
 int stack_stop_service(ingest_stack *s, pid_t *pid, const char *name);
 
 pid_t stack_start_ingest(ingest_stack *s);
+/* Starts r2-uploader with uploader_env and waits until it runs (its /readyz
+ * may stay 503 when the env points it at a broken store). */
+pid_t stack_start_uploader(ingest_stack *s);
 pid_t stack_start_store(ingest_stack *s);
 /* Waits for a service's /readyz to answer 200. */
 int stack_wait_ready(int ops_port, int timeout_ms);
@@ -76,5 +87,12 @@ int stack_run_node(ingest_stack *s, const char *name, const char *script_rel, in
 
 /* The lines of <dir>/<name>.log (caller frees). */
 char *stack_log(ingest_stack *s, const char *name);
+
+/* The object store as the tests see it (s->s3): Swift or s3rver. */
+int stack_s3_create_bucket(ingest_stack *s, const char *bucket);
+/* A client for s->s3 (caller frees with ss_s3_client_free) or NULL. */
+struct ss_s3_client *stack_s3_client(ingest_stack *s);
+/* sha256 and size of a whole object, read with range GETs. */
+int stack_s3_object_sha256(ingest_stack *s, const char *key, uint8_t digest[32], uint64_t *size);
 
 #endif

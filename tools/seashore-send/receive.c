@@ -140,6 +140,7 @@ static int on_committed(track *t, const Seashore__V1__Committed *c)
     if (c->committed_seq > t->committed) {
         t->committed = c->committed_seq;
         t->committed_bytes = c->committed_bytes;
+        t->committed_updates++;
         track_progress(t);
     }
     track_maybe_done(t);

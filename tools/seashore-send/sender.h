@@ -122,10 +122,11 @@ typedef struct track {
     uint64_t acked;     /* chunks 0..acked-1 are durable */
     uint64_t committed; /* chunks 0..committed-1 are in the object store */
     uint64_t durable_bytes, committed_bytes;
-    uint64_t sent_high;     /* highest seq written or welcomed, + 1 */
-    int64_t pause_until_us; /* retry_after_ms of a refused chunk */
-    int64_t hold_until_us;  /* TOO_MANY_INFLIGHT: until the next Ack (or this) */
-    int64_t next_chunk_us;  /* --rate */
+    uint64_t committed_updates; /* Committed frames that moved the point */
+    uint64_t sent_high;         /* highest seq written or welcomed, + 1 */
+    int64_t pause_until_us;     /* retry_after_ms of a refused chunk */
+    int64_t hold_until_us;      /* TOO_MANY_INFLIGHT: until the next Ack (or this) */
+    int64_t next_chunk_us;      /* --rate */
 
     /* the stream's sha256, over bytes [0, hashed) so far */
     EVP_MD_CTX *md;

@@ -71,7 +71,7 @@ static int64_t percentile(const latency *l, double p)
 /* ---- totals over the tracks ---- */
 
 typedef struct totals {
-    uint64_t sent, durable, committed, chunks_acked, chunks_sent;
+    uint64_t sent, durable, committed, committed_updates, chunks_acked, chunks_sent;
     unsigned reconnects, ended;
 } totals;
 
@@ -83,6 +83,7 @@ static void sum_tracks(const sender *s, totals *t)
         t->sent += k->bytes_sent;
         t->durable += k->durable_bytes;
         t->committed += k->committed_bytes;
+        t->committed_updates += k->committed_updates;
         t->chunks_acked += k->acked;
         t->chunks_sent += k->chunks_sent;
         t->reconnects += k->reconnects;
@@ -175,13 +176,14 @@ int stats_write(sender *s)
     qsort(s->lat.samples, s->lat.n, sizeof *s->lat.samples, cmp_i64);
     double seconds = (double)(mono_us() - s->start_us) / 1e6;
     json_t *j =
-        json_pack("{s:I, s:I, s:I, s:f, s:I, s:{s:I, s:I, s:I}, s:I, s:I, s:I, s:I}", "tracks",
+        json_pack("{s:I, s:I, s:I, s:f, s:I, s:{s:I, s:I, s:I}, s:I, s:I, s:I, s:I, s:I}", "tracks",
                   (json_int_t)s->ntracks, "chunks", (json_int_t)t.chunks_acked, "bytes",
                   (json_int_t)t.durable, "seconds", seconds, "reconnects", (json_int_t)t.reconnects,
                   "ack_latency_us", "p50", (json_int_t)percentile(&s->lat, 50), "p99",
                   (json_int_t)percentile(&s->lat, 99), "max", (json_int_t)s->lat.max, "ended",
                   (json_int_t)t.ended, "chunks_sent", (json_int_t)t.chunks_sent, "bytes_sent",
-                  (json_int_t)t.sent, "committed_bytes", (json_int_t)t.committed);
+                  (json_int_t)t.sent, "committed_bytes", (json_int_t)t.committed,
+                  "committed_updates", (json_int_t)t.committed_updates);
     if (!j) {
         error_msg(s, "--stats-json: cannot build the JSON object");
         return -1;

@@ -1,0 +1,400 @@
+/* test_upload.c -- r2-uploader against Swift's s3api (which verifies every
+ * SigV4 signature and payload hash), real nats-server and PostgreSQL:
+ *   - a recording ends up byte-exact in the bucket, its parts uploaded
+ *     while it was still running, all of equal size at the store
+ *     (ListParts), the client told Committed for each, the muxer handed
+ *     TrackUploaded;
+ *   - kill -9 of the uploader in the middle: the same upload continues;
+ *   - a part recorded but missing at the store is uploaded again (chunks
+ *     kept in the log), or, when the log no longer has its bytes, the track
+ *     fails with PartLost instead of completing without them;
+ *   - a bucket that does not exist or a wrong secret: a failed track with
+ *     the store's code and message, shown by the token-issuer's API;
+ *   - deleting the session aborts its upload. */
+#include "check.h"
+#include "upload_util.h"
+
+#include <curl/curl.h>
+#include <jansson.h>
+#include <nats/nats.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "seashore/s3_client.h"
+#include "seashore/v1/work.pb-c.h"
+
+#define MEDIA_BYTES ((long)UP_PART * 5 + 12345) /* 6 parts, the last a short one */
+#define RATE        10                          /* chunks of 256 KiB per second: 2.5 MiB/s */
+#define WAIT_MS     60000
+
+static ingest_stack stack = {
+    .with_swift = true,
+    .with_uploader = true,
+    .with_issuer = true,
+    .extra_env = {"UPLOAD_PART_SIZE=5MiB"},
+    .uploader_env = {"UPLOAD_ACK_WAIT=3s", "UPLOAD_RETRY_MAX_DELAY=1s"},
+};
+static char media[1024];
+
+__attribute__((format(printf, 3, 4))) static void sqlf(char *buf, size_t len, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, len, fmt, ap);
+    va_end(ap);
+}
+
+static bool wait_track_state(const char *track, const char *state)
+{
+    char sql[256];
+    sqlf(sql, sizeof sql, "SELECT state FROM tracks WHERE id = '%s'", track);
+    return up_wait_sql(&stack, sql, state, WAIT_MS, NULL, 0);
+}
+
+static bool wait_parts(const char *track, int at_least)
+{
+    char sql[256], want[16];
+    snprintf(sql, sizeof sql,
+             "SELECT (count(*) >= %d)::text FROM upload_parts WHERE track_id = '%s'", at_least,
+             track);
+    snprintf(want, sizeof want, "true");
+    return up_wait_sql(&stack, sql, want, WAIT_MS, NULL, 0);
+}
+
+/* Part sizes at the store, while the upload runs: all equal. */
+static void check_store_parts(const char *track)
+{
+    char sql[256], key[512], upload_id[256];
+    sqlf(sql, sizeof sql, "SELECT object_key FROM uploads WHERE track_id = '%s'", track);
+    up_sql(&stack, sql, key, sizeof key);
+    sqlf(sql, sizeof sql, "SELECT upload_id FROM uploads WHERE track_id = '%s'", track);
+    up_sql(&stack, sql, upload_id, sizeof upload_id);
+    ss_s3_client *c = stack_s3_client(&stack);
+    ss_s3_conn *conn = c ? ss_s3_conn_new(c) : NULL;
+    ss_s3_part *parts = NULL;
+    size_t n = 0;
+    ss_s3_result res;
+    if (CHECK(conn != NULL) &&
+        CHECK_EQ_INT(ss_s3_list_parts(conn, key, upload_id, &parts, &n, &res), 0)) {
+        CHECK(n >= 2);
+        for (size_t i = 0; i < n; i++)
+            CHECK_EQ_INT(parts[i].size, UP_PART);
+    }
+    free(parts);
+    ss_s3_conn_free(conn);
+    ss_s3_client_free(c);
+}
+
+/* The muxer's work item for the track. */
+static void check_work_mux(const char *track, const char *file)
+{
+    natsConnection *nc = NULL;
+    jsCtx *js = NULL;
+    natsMsg *m = NULL;
+    uint8_t want[32];
+    if (!CHECK_EQ_INT(natsConnection_ConnectTo(&nc, stack.nats.url), NATS_OK))
+        return;
+    jsErrCode jerr = 0;
+    if (CHECK_EQ_INT(natsConnection_JetStream(&js, nc, NULL), NATS_OK) &&
+        CHECK_EQ_INT(js_GetLastMsg(&m, js, "WORK", "work.mux", NULL, &jerr), NATS_OK)) {
+        Seashore__V1__TrackUploaded *u = seashore__v1__track_uploaded__unpack(
+            NULL, (size_t)natsMsg_GetDataLength(m), (const uint8_t *)natsMsg_GetData(m));
+        if (CHECK(u != NULL)) {
+            CHECK_EQ_STR(u->track_id, track);
+            CHECK_EQ_INT(u->size, MEDIA_BYTES);
+            CHECK(up_file_sha256(file, want) == 0 && u->sha256.len == 32 &&
+                  memcmp(u->sha256.data, want, 32) == 0);
+        }
+        seashore__v1__track_uploaded__free_unpacked(u, NULL);
+    }
+    natsMsg_Destroy(m);
+    jsCtx_Destroy(js);
+    natsConnection_Destroy(nc);
+}
+
+static void test_upload_while_recording(void)
+{
+    char track[37], sql[512], v[512], stats[1100];
+    snprintf(stats, sizeof stats, "%s/stats-1.json", harness_dir(stack.h));
+    const char *extra[] = {"--wait-committed", "--stats-json", stats, NULL};
+    pid_t pid = up_send_track(&stack, "send-1", media, RATE, NULL, NULL, extra, track);
+    if (!CHECK(pid > 0))
+        return;
+    if (CHECK(wait_parts(track, 2))) {
+        sqlf(sql, sizeof sql, "SELECT state FROM tracks WHERE id = '%s'", track);
+        CHECK(up_sql(&stack, sql, v, sizeof v) == 0 && strcmp(v, "recording") == 0);
+        check_store_parts(track);
+    }
+    CHECK_EQ_INT(up_send_wait(&stack, pid, WAIT_MS), 0);
+    CHECK(wait_track_state(track, "complete"));
+    CHECK(up_object_matches(&stack, track, media));
+    /* every full part reached the store before the client ended the track */
+    sqlf(sql, sizeof sql,
+         "SELECT count(*) FROM upload_parts p JOIN tracks t ON t.id = p.track_id "
+         "WHERE t.id = '%s' AND p.uploaded_at < t.ended_at",
+         track);
+    if (!CHECK(up_sql(&stack, sql, v, sizeof v) == 0 && atoi(v) >= 4)) {
+        sqlf(sql, sizeof sql,
+             "SELECT string_agg(p.part_number || '@' || p.uploaded_at::time::text, ' ') || "
+             "' ended ' || max(t.ended_at)::time::text || ' created ' || "
+             "max(t.created_at)::time::text FROM upload_parts p JOIN tracks t ON "
+             "t.id = p.track_id WHERE t.id = '%s'",
+             track);
+        up_sql(&stack, sql, v, sizeof v);
+        fprintf(stderr, "part times: %s\n", v);
+    }
+    json_t *j = json_load_file(stats, 0, NULL);
+    CHECK(j != NULL);
+    CHECK_EQ_INT(json_integer_value(json_object_get(j, "committed_bytes")), MEDIA_BYTES);
+    CHECK(json_integer_value(json_object_get(j, "committed_updates")) >= 5);
+    json_decref(j);
+    check_work_mux(track, media);
+}
+
+static void test_kill9_resumes_same_upload(void)
+{
+    char track[37], sql[256], before[256], after[256];
+    pid_t pid = up_send_track(&stack, "send-kill", media, RATE, NULL, NULL, NULL, track);
+    if (!CHECK(pid > 0))
+        return;
+    CHECK(wait_parts(track, 1));
+    sqlf(sql, sizeof sql, "SELECT upload_id FROM uploads WHERE track_id = '%s'", track);
+    up_sql(&stack, sql, before, sizeof before);
+    harness_signal(stack.h, stack.uploader_pid, SIGKILL);
+    harness_wait_exit(stack.h, stack.uploader_pid, 5000, NULL);
+    CHECK_EQ_INT(up_send_wait(&stack, pid, WAIT_MS), 0);
+    CHECK(stack_start_uploader(&stack) > 0);
+    CHECK(wait_track_state(track, "complete"));
+    up_sql(&stack, sql, after, sizeof after);
+    CHECK(before[0] != '\0');
+    CHECK_EQ_STR(after, before);
+    CHECK(up_object_matches(&stack, track, media));
+}
+
+/* Deletes part 1 of an upload behind s3api's back, through Swift's own
+ * API: s3api keeps parts as objects <bucket>+segments/<key>/<upload>/<n>. */
+static int swift_delete_part(const char *key, const char *upload_id, int part)
+{
+    char url[1024], user[128], auth[128], token[256] = "", storage[512] = "";
+    long status = 0;
+    snprintf(url, sizeof url, "%s/auth/v1.0", stack.s3.endpoint);
+    snprintf(user, sizeof user, "X-Auth-User: %s", stack.s3.access_key);
+    snprintf(auth, sizeof auth, "X-Auth-Key: %s", stack.s3.secret_key);
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "curl -s -D - -o /dev/null -H '%s' -H '%s' '%s'", user, auth, url);
+    FILE *f = popen(cmd, "r");
+    if (f == NULL)
+        return -1;
+    char line[1024];
+    while (fgets(line, sizeof line, f)) {
+        line[strcspn(line, "\r\n")] = '\0';
+        if (strncasecmp(line, "X-Auth-Token: ", 14) == 0)
+            snprintf(token, sizeof token, "%s", line + 14);
+        else if (strncasecmp(line, "X-Storage-Url: ", 15) == 0)
+            snprintf(storage, sizeof storage, "%s", line + 15);
+    }
+    pclose(f);
+    if (!token[0] || !storage[0]) {
+        fprintf(stderr, "Swift auth at %s gave no token or storage URL\n", url);
+        return -1;
+    }
+    snprintf(cmd, sizeof cmd,
+             "curl -s -o /dev/null -w '%%{http_code}' -X DELETE -H 'X-Auth-Token: %s' "
+             "'%s/%s+segments/%s/%s/%d'",
+             token, storage, stack.s3.bucket, key, upload_id, part);
+    f = popen(cmd, "r");
+    if (f == NULL)
+        return -1;
+    if (fgets(line, sizeof line, f))
+        status = atol(line);
+    pclose(f);
+    if (status != 204)
+        fprintf(stderr, "Swift DELETE of part %d of %s (upload %s): HTTP %ld\n", part, key,
+                upload_id, status);
+    return status == 204 ? 0 : -1;
+}
+
+/* Stops the uploader after part 1 is recorded, lets the recording end,
+ * deletes part 1 at the store, restarts the uploader. */
+static void lose_part_one(const char *name, char *track)
+{
+    char sql[256], key[512], upload_id[256];
+    pid_t pid = up_send_track(&stack, name, media, RATE, NULL, NULL, NULL, track);
+    if (!CHECK(pid > 0))
+        return;
+    CHECK(wait_parts(track, 2));
+    CHECK_EQ_INT(stack_stop_service(&stack, &stack.uploader_pid, "r2-uploader"), 0);
+    CHECK_EQ_INT(up_send_wait(&stack, pid, WAIT_MS), 0);
+    sqlf(sql, sizeof sql, "SELECT object_key FROM uploads WHERE track_id = '%s'", track);
+    up_sql(&stack, sql, key, sizeof key);
+    sqlf(sql, sizeof sql, "SELECT upload_id FROM uploads WHERE track_id = '%s'", track);
+    up_sql(&stack, sql, upload_id, sizeof upload_id);
+    CHECK_EQ_INT(swift_delete_part(key, upload_id, 1), 0);
+    CHECK(stack_start_uploader(&stack) > 0);
+}
+
+static void restart_store(const char *keep)
+{
+    CHECK_EQ_INT(stack_stop_service(&stack, &stack.store_pid, "chunk-store"), 0);
+    stack.extra_env[1] = keep;
+    CHECK(stack_start_store(&stack) > 0);
+    CHECK_EQ_INT(stack_wait_ready(stack.store_ops_port, 30000), 0);
+}
+
+static void test_missing_part_uploaded_again(void)
+{
+    char track[37];
+    restart_store("CHUNK_LOG_KEEP_COMMITTED=true");
+    lose_part_one("send-lose", track);
+    CHECK(wait_track_state(track, "complete"));
+    CHECK(up_object_matches(&stack, track, media));
+    char *log = stack_log(&stack, "r2-uploader");
+    CHECK_CONTAINS(log, "recorded part missing or different at the store");
+    free(log);
+    restart_store(NULL);
+}
+
+static void test_missing_part_without_its_bytes_fails(void)
+{
+    char track[37], sql[256], v[256];
+    lose_part_one("send-lost", track);
+    CHECK(wait_track_state(track, "failed"));
+    sqlf(sql, sizeof sql, "SELECT state || ' ' || error_code FROM uploads WHERE track_id = '%s'",
+         track);
+    CHECK(up_sql(&stack, sql, v, sizeof v) == 0);
+    CHECK_EQ_STR(v, "failed PartLost");
+}
+
+/* GET /v1/sessions/{sid}/tracks: the track's upload object. */
+static json_t *api_track_upload(const char *key, const char *track)
+{
+    char url[256], auth[600];
+    snprintf(url, sizeof url, "%s/v1/sessions/%s/tracks", stack.api_url, stack.session_id);
+    snprintf(auth, sizeof auth, "curl -s -H 'Authorization: Bearer %s' '%s'", key, url);
+    FILE *f = popen(auth, "r");
+    json_t *j = f ? json_loadf(f, 0, NULL) : NULL;
+    if (f)
+        pclose(f);
+    json_t *found = NULL, *parts = json_object_get(j, "participants");
+    for (size_t i = 0; i < json_array_size(parts); i++) {
+        json_t *tracks = json_object_get(json_array_get(parts, i), "tracks");
+        for (size_t k = 0; k < json_array_size(tracks); k++) {
+            json_t *t = json_array_get(tracks, k);
+            const char *id = json_string_value(json_object_get(t, "track_id"));
+            if (id != NULL && strcmp(id, track) == 0)
+                found = json_incref(json_object_get(t, "upload"));
+        }
+    }
+    json_decref(j);
+    return found;
+}
+
+static void check_store_failure(const char *env, const char *name, const char *code)
+{
+    char track[37], file[1024];
+    CHECK_EQ_INT(stack_stop_service(&stack, &stack.uploader_pid, "r2-uploader"), 0);
+    stack.uploader_env[2] = env;
+    CHECK(stack_start_uploader(&stack) > 0);
+    CHECK_EQ_INT(up_make_media(&stack, name, UP_PART + 1000, file, sizeof file), 0);
+    pid_t pid = up_send_track(&stack, name, file, 0, NULL, NULL, NULL, track);
+    CHECK(pid > 0);
+    CHECK_EQ_INT(up_send_wait(&stack, pid, WAIT_MS), 0);
+    CHECK(wait_track_state(track, "failed"));
+    char *key = stack_api_key(&stack, "host@example.test");
+    json_t *u = key ? api_track_upload(key, track) : NULL;
+    if (CHECK(u != NULL)) {
+        CHECK_EQ_STR(json_string_value(json_object_get(u, "state")), "failed");
+        CHECK_EQ_STR(json_string_value(json_object_get(u, "error_code")), code);
+        const char *msg = json_string_value(json_object_get(u, "error_message"));
+        CHECK(msg != NULL && strlen(msg) > 10);
+        CHECK(msg == NULL || strstr(msg, "testing") == NULL); /* never the secret */
+    }
+    json_decref(u);
+    free(key);
+    CHECK_EQ_INT(stack_stop_service(&stack, &stack.uploader_pid, "r2-uploader"), 0);
+    stack.uploader_env[2] = NULL;
+    CHECK(stack_start_uploader(&stack) > 0);
+}
+
+static void test_store_failures_are_visible(void)
+{
+    check_store_failure("R2_BUCKET_NAME=no-such-bucket", "nobucket.bin", "NoSuchBucket");
+    check_store_failure("R2_SECRET_ACCESS_KEY=not-the-secret", "badsecret.bin",
+                        "SignatureDoesNotMatch");
+}
+
+static void test_session_delete_aborts_upload(void)
+{
+    char track[37], sql[512], key[512], upload_id[256], v[64];
+    char *session = NULL, *participant = NULL, *host_id = NULL;
+    sqlf(sql, sizeof sql, "SELECT host_id FROM sessions WHERE id = '%s'", stack.session_id);
+    CHECK_EQ_INT(harness_pg_exec(&stack.pg, sql, &host_id), 0);
+    sqlf(sql, sizeof sql,
+         "INSERT INTO sessions (host_id, title) VALUES ('%s', 'doomed') RETURNING id", host_id);
+    CHECK_EQ_INT(harness_pg_exec(&stack.pg, sql, &session), 0);
+    sqlf(sql, sizeof sql,
+         "INSERT INTO participants (session_id, identity, role) VALUES ('%s', 'g', 'guest') "
+         "RETURNING id",
+         session);
+    CHECK_EQ_INT(harness_pg_exec(&stack.pg, sql, &participant), 0);
+    pid_t pid =
+        up_send_track(&stack, "send-doomed", media, RATE / 2, session, participant, NULL, track);
+    if (CHECK(pid > 0) && CHECK(wait_parts(track, 1))) {
+        sqlf(sql, sizeof sql, "SELECT object_key FROM uploads WHERE track_id = '%s'", track);
+        up_sql(&stack, sql, key, sizeof key);
+        sqlf(sql, sizeof sql, "SELECT upload_id FROM uploads WHERE track_id = '%s'", track);
+        up_sql(&stack, sql, upload_id, sizeof upload_id);
+        char *api_key = stack_api_key(&stack, "host@example.test");
+        snprintf(sql, sizeof sql,
+                 "curl -s -o /dev/null -w '%%{http_code}' -X DELETE -H 'Authorization: Bearer %s' "
+                 "'%s/v1/sessions/%s'",
+                 api_key ? api_key : "", stack.api_url, session);
+        FILE *f = popen(sql, "r");
+        CHECK(f != NULL && fgets(v, sizeof v, f) && strcmp(v, "202") == 0);
+        if (f)
+            pclose(f);
+        free(api_key);
+        sqlf(sql, sizeof sql, "SELECT state FROM uploads WHERE track_id = '%s'", track);
+        CHECK(up_wait_sql(&stack, sql, "aborted", WAIT_MS, NULL, 0));
+        ss_s3_client *c = stack_s3_client(&stack);
+        ss_s3_conn *conn = c ? ss_s3_conn_new(c) : NULL;
+        ss_s3_part *parts = NULL;
+        size_t n = 0;
+        ss_s3_result res;
+        uint64_t size;
+        CHECK_EQ_INT(ss_s3_list_parts(conn, key, upload_id, &parts, &n, &res), -1);
+        CHECK_EQ_STR(res.code, "NoSuchUpload");
+        CHECK_EQ_INT(ss_s3_head_object(conn, key, &size, NULL, &res), -1);
+        CHECK_EQ_INT(res.http_status, 404);
+        free(parts);
+        ss_s3_conn_free(conn);
+        ss_s3_client_free(c);
+    }
+    harness_signal(stack.h, pid, SIGKILL);
+    up_send_wait(&stack, pid, 5000);
+    free(session);
+    free(participant);
+    free(host_id);
+}
+
+int main(void)
+{
+    if (stack_start(&stack, "test_upload") != 0 ||
+        up_make_media(&stack, "media.bin", MEDIA_BYTES, media, sizeof media) != 0) {
+        fprintf(stderr, "stack did not start\n");
+        stack_stop(&stack);
+        return 1;
+    }
+    TEST_RUN(test_upload_while_recording);
+    TEST_RUN(test_kill9_resumes_same_upload);
+    TEST_RUN(test_missing_part_uploaded_again);
+    TEST_RUN(test_missing_part_without_its_bytes_fails);
+    TEST_RUN(test_store_failures_are_visible);
+    TEST_RUN(test_session_delete_aborts_upload);
+    CHECK_EQ_INT(stack_stop(&stack), 0);
+    return check_finish();
+}

@@ -1,0 +1,47 @@
+/* upload_util.h -- what the uploader's tests share: media files, polling
+ * PostgreSQL, sending in the background, and the object's sha256. */
+#ifndef UPLOAD_UTIL_H
+#define UPLOAD_UTIL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "ingest_stack.h"
+
+#define UP_PART (5 << 20)
+
+/* Writes `bytes` random bytes to <dir>/<name>; path_out gets the path. */
+int up_make_media(ingest_stack *s, const char *name, long bytes, char *path_out, size_t len);
+
+/* sha256 of a file. */
+int up_file_sha256(const char *path, uint8_t digest[32]);
+
+/* Starts seashore-send on file for the stack's participant (or the given
+ * session/participant) at `rate` chunks/s of 256 KiB; extra args (NULL
+ * ended, may be NULL) are appended. */
+pid_t up_send_bg(ingest_stack *s, const char *name, const char *file, int rate,
+                 const char *session_id, const char *participant_id, const char *const *extra);
+
+/* Waits for the sender to exit; its exit status or -1. */
+int up_send_wait(ingest_stack *s, pid_t pid, int timeout_ms);
+
+/* Polls `sql` (first value of the first row) until it equals want; true
+ * when it did within timeout_ms. The last value is left in last (if any). */
+bool up_wait_sql(ingest_stack *s, const char *sql, const char *want, int timeout_ms, char *last,
+                 size_t lastlen);
+
+/* The first value of sql as a string ("" when no row); caller-sized. */
+int up_sql(ingest_stack *s, const char *sql, char *out, size_t len);
+
+/* up_send_bg, then waits until chunk-store indexed the new track and
+ * writes its id (37 bytes) to track_id; the pid, or -1 (then no sender
+ * runs). participant_id NULL: the stack's participant. */
+pid_t up_send_track(ingest_stack *s, const char *name, const char *file, int rate,
+                    const char *session_id, const char *participant_id, const char *const *extra,
+                    char *track_id);
+
+/* The raw object's sha256 equals the file's. */
+bool up_object_matches(ingest_stack *s, const char *track_id, const char *file);
+
+#endif
