@@ -9,6 +9,8 @@
 #   make format-check  fail if any C source is not formatted
 #   make clean         remove the build directories
 #   make bench-ingest  the ingest benchmark (bench/ingest/run.sh $(BENCH_ARGS))
+#   make bench-token   the token benchmark (bench/token/run.sh $(BENCH_ARGS))
+#   make bench-upload  the upload benchmark (bench/upload/run.sh $(BENCH_ARGS))
 
 JOBS ?= $(shell nproc)
 
@@ -55,9 +57,12 @@ clean:
 
 # The ingest benchmark; report in bench/results/. Options through BENCH_ARGS,
 # e.g. make bench-ingest BENCH_ARGS='--seconds 5 --scenarios "20x65536"'
-.PHONY: bench-ingest bench-token
+.PHONY: bench-ingest bench-token bench-upload
 bench-token:
 	bench/token/run.sh $(BENCH_ARGS)
 
 bench-ingest:
 	bench/ingest/run.sh $(BENCH_ARGS)
+
+bench-upload:
+	bench/upload/run.sh $(BENCH_ARGS)

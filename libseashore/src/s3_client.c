@@ -298,7 +298,7 @@ static void fail_http(const ss_s3_conn *conn, const s3_req *rq, ss_s3_result *re
         snprintf(msg, sizeof msg, "%s answered HTTP %ld without an error body",
                  method_names[rq->method], st);
     }
-    bool transient = st >= 500 || st == 408 || st == 429 || code_transient(code);
+    bool transient = (st >= 500 && st != 501) || st == 408 || st == 429 || code_transient(code);
     fail(conn, rq, res, transient, code, "HTTP %ld %s: %s", st, code, msg);
 }
 

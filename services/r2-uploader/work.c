@@ -27,6 +27,7 @@ typedef struct up_worker {
     bool started;
     const char *stream, *subject, *durable;
     up_handler handle;
+    natsSubscription *sub; /* destroyed only after the connection closed */
 } up_worker;
 
 static up_worker workers[MAX_WORKER_THREADS];
@@ -111,7 +112,6 @@ static void *worker_main(void *arg)
 {
     up_worker *w = arg;
     up_item it = {0};
-    natsSubscription *sub = NULL;
     it.s3 = ss_s3_conn_new(up.s3);
     it.pg = ss_pg_open(up.svc->database_url);
     if (it.s3 == NULL || it.pg == NULL) {
@@ -119,7 +119,7 @@ static void *worker_main(void *arg)
         goto out;
     }
     ss_s3_conn_set_progress(it.s3, transfer_progress, &it);
-    sub = subscribe(w);
+    natsSubscription *sub = w->sub = subscribe(w);
     while (sub != NULL && !ss_drain_requested()) {
         natsMsgList list = {0};
         jsErrCode jerr = 0;
@@ -140,7 +140,6 @@ static void *worker_main(void *arg)
         }
     }
 out:
-    natsSubscription_Destroy(sub);
     ss_s3_conn_free(it.s3);
     ss_pg_close(it.pg);
     free(it.buf);
@@ -176,10 +175,20 @@ int up_workers_start(void)
                       up_handle_session_delete);
 }
 
+/* nats.c 3.4 looks a subscription up and then uses it without holding a
+ * reference, so destroying one while a message for it arrives (a pull
+ * request expiring) is a use after free: the connection is closed first. */
 void up_workers_join(void)
 {
+    natsConnection *nc = up.svc->nats.conn;
     for (int i = 0; i < nworkers; i++)
         if (workers[i].started)
             pthread_join(workers[i].thread, NULL);
+    if (nc != NULL) {
+        natsConnection_FlushTimeout(nc, 2000); /* the last acks and naks */
+        natsConnection_Close(nc);
+    }
+    for (int i = 0; i < nworkers; i++)
+        natsSubscription_Destroy(workers[i].sub);
     nworkers = 0;
 }
