@@ -89,11 +89,12 @@ typedef struct s3_req {
     int part_number;     /* > 0: named in messages */
     const uint8_t *body; /* PUT/POST payload; may be NULL when body_len is 0 */
     size_t body_len;
-    const char *content_type; /* NULL: none */
-    bool content_md5;         /* send Content-MD5 (md5 below) */
-    const char *range;        /* "first-last" byte range, or NULL */
-    uint8_t *out;             /* get_range: a 2xx body goes here ... */
-    size_t out_cap;           /* ... and never more than this */
+    const char *content_type;     /* NULL: none */
+    bool content_md5;             /* send Content-MD5 (md5 below) */
+    const ss_s3_digests *digests; /* the body's, from the caller; NULL: computed */
+    const char *range;            /* "first-last" byte range, or NULL */
+    uint8_t *out;                 /* get_range: a 2xx body goes here ... */
+    size_t out_cap;               /* ... and never more than this */
     /* filled by s3_do */
     CURL *curl;
     size_t sent;     /* body bytes handed to libcurl */
@@ -399,15 +400,17 @@ static int build_headers(s3_req *rq, struct curl_slist **headers)
 {
     unsigned char sha[32];
     char line[600], shahex[65], b64[32];
-    if (digest(EVP_sha256(), rq->body, rq->body_len, sha) != 0)
+    if (rq->digests) {
+        memcpy(sha, rq->digests->sha256, sizeof sha);
+        memcpy(rq->md5, rq->digests->md5, sizeof rq->md5);
+    } else if (digest(EVP_sha256(), rq->body, rq->body_len, sha) != 0 ||
+               (rq->content_md5 && digest(EVP_md5(), rq->body, rq->body_len, rq->md5) != 0))
         return -1;
     hex(sha, sizeof sha, shahex);
     snprintf(line, sizeof line, "x-amz-content-sha256: %s", shahex);
     if (slist_add(headers, line) != 0)
         return -1;
     if (rq->content_md5) {
-        if (digest(EVP_md5(), rq->body, rq->body_len, rq->md5) != 0)
-            return -1;
         EVP_EncodeBlock((unsigned char *)b64, rq->md5, sizeof rq->md5);
         snprintf(line, sizeof line, "Content-MD5: %s", b64);
         if (slist_add(headers, line) != 0)
@@ -789,9 +792,9 @@ static int part_etag(ss_s3_conn *conn, const s3_req *rq, char *etag_out, ss_s3_r
     return 0;
 }
 
-int ss_s3_upload_part(ss_s3_conn *conn, const char *key, const char *upload_id, int part_number,
-                      const uint8_t *data, size_t len, char *etag_out, uint8_t *md5_out,
-                      ss_s3_result *res)
+static int upload_part(ss_s3_conn *conn, const char *key, const char *upload_id, int part_number,
+                       const uint8_t *data, size_t len, const ss_s3_digests *digests,
+                       char *etag_out, uint8_t *md5_out, ss_s3_result *res)
 {
     char query[S3_QUERY_MAX] = "", prefix[32];
     s3_req rq = {.op = "UploadPart",
@@ -801,7 +804,8 @@ int ss_s3_upload_part(ss_s3_conn *conn, const char *key, const char *upload_id, 
                  .part_number = part_number,
                  .body = data,
                  .body_len = len,
-                 .content_md5 = true};
+                 .content_md5 = true,
+                 .digests = digests};
     int rc = -1;
     *res = (ss_s3_result){0};
     snprintf(prefix, sizeof prefix, "partNumber=%d&", part_number);
@@ -822,6 +826,20 @@ int ss_s3_upload_part(ss_s3_conn *conn, const char *key, const char *upload_id, 
 out:
     req_free(&rq);
     return rc;
+}
+
+int ss_s3_upload_part(ss_s3_conn *conn, const char *key, const char *upload_id, int part_number,
+                      const uint8_t *data, size_t len, char *etag_out, uint8_t *md5_out,
+                      ss_s3_result *res)
+{
+    return upload_part(conn, key, upload_id, part_number, data, len, NULL, etag_out, md5_out, res);
+}
+
+int ss_s3_upload_part_hashed(ss_s3_conn *conn, const char *key, const char *upload_id,
+                             int part_number, const uint8_t *data, size_t len,
+                             const ss_s3_digests *digests, char *etag_out, ss_s3_result *res)
+{
+    return upload_part(conn, key, upload_id, part_number, data, len, digests, etag_out, NULL, res);
 }
 
 /* A 2xx answer to CompleteMultipartUpload is a success only when it is a

@@ -23,8 +23,10 @@ typedef struct cs_ctx {
     jsCtx *js;          /* the service's JetStream context */
     ss_pg *pg_index;    /* the indexer's own connection (one thread) */
     ss_pg *pg_requests; /* request handlers' connection (serialised by ss_pg) */
+    ss_pg *pg_reads;    /* chunkstore.read handlers' connection, so that reads
+                           do not queue ingest's requests behind them */
     int64_t log_max_bytes, max_chunk_bytes, part_size, read_max_bytes;
-    int64_t replicas, index_batch;
+    int64_t replicas, index_batch, read_threads;
     bool keep_committed; /* CHUNK_LOG_KEEP_COMMITTED: release only once muxed */
 } cs_ctx;
 

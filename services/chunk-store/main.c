@@ -31,6 +31,10 @@ static const ss_config_var store_vars[] = {
      "multipart part size for new tracks (R2 needs equal parts, at least 5 MiB)", &cs.part_size},
     {"READ_MAX_BYTES", SS_CONFIG_SIZE, false, false, "1MiB", 4096, 4 << 20, NULL,
      "largest byte range one chunkstore.read request returns", &cs.read_max_bytes},
+    {"READ_THREADS", SS_CONFIG_INT, false, false, "4", 1, 64, NULL,
+     "chunkstore.read requests served at once (one per r2-uploader part worker keeps them "
+     "from queueing)",
+     &cs.read_threads},
     {"CHUNK_LOG_KEEP_COMMITTED", SS_CONFIG_BOOL, false, false, "false", 0, 0, NULL,
      "keep committed chunks in the log until the track is muxed, so a part the store loses can "
      "be uploaded again (the log then grows with the length of recordings)",
@@ -50,7 +54,8 @@ int main(int argc, char **argv)
     cs.js = svc.nats.js;
     cs.pg_requests = svc.pg;
     cs.pg_index = ss_pg_open(svc.database_url);
-    if (cs.pg_index == NULL)
+    cs.pg_reads = ss_pg_open(svc.database_url);
+    if (cs.pg_index == NULL || cs.pg_reads == NULL)
         goto out;
     ss_ops_add_ready_check(svc.ops, "chunk-log", serving_ready, NULL);
     if (cs_streams_ensure(&cs) != 0 || cs_requests_start(&cs) != 0 ||
@@ -65,6 +70,7 @@ out:
     cs_retention_stop();
     cs_indexer_stop();
     ss_pg_close(cs.pg_index);
+    ss_pg_close(cs.pg_reads);
     ss_log_info(rc == 0 ? "drained" : "stopped on error", NULL);
     ss_service_cleanup(&svc);
     return rc;

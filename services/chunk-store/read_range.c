@@ -9,13 +9,28 @@
 
 #include "seashore/v1/chunks.pb-c.h"
 
+/* The chunk log message at stream_seq. Direct get returns the raw bytes
+ * (STREAM.MSG.GET base64-encodes them in JSON) from any replica; a replica
+ * that lags may not have it yet, so "not found" is asked of the leader
+ * before it counts as released. */
+static natsStatus chunk_log_get(uint64_t stream_seq, natsMsg **m, jsErrCode *jerr)
+{
+    jsDirectGetMsgOptions dg;
+    jsDirectGetMsgOptions_Init(&dg);
+    dg.Sequence = stream_seq;
+    natsStatus s = js_DirectGetMsg(m, cs_requests_ctx->js, CS_STREAM_CHUNKS, NULL, &dg);
+    if (s != NATS_NOT_FOUND)
+        return s;
+    return js_GetMsg(m, cs_requests_ctx->js, CS_STREAM_CHUNKS, stream_seq, NULL, jerr);
+}
+
 /* Copies the overlap of one chunk with [start, end) into out. */
 static int copy_chunk(uint64_t stream_seq, uint64_t chunk_off, uint64_t start, uint64_t end,
                       uint8_t *out, char *err, size_t errlen)
 {
     natsMsg *m = NULL;
     jsErrCode jerr = 0;
-    natsStatus s = js_GetMsg(&m, cs_requests_ctx->js, CS_STREAM_CHUNKS, stream_seq, NULL, &jerr);
+    natsStatus s = chunk_log_get(stream_seq, &m, &jerr);
     if (s == NATS_NOT_FOUND || jerr == JSNoMessageFoundErr) {
         snprintf(err, errlen,
                  "bytes at offset %" PRIu64 " were released from the chunk log "
@@ -53,7 +68,7 @@ int cs_read_handle(const Seashore__V1__ReadRangeRequest *req, Seashore__V1__Read
                  cs_requests_ctx->read_max_bytes);
         return -1;
     }
-    if (cs_track_load(cs_requests_ctx->pg_requests, req->track_id, &t, err, errlen) != 0)
+    if (cs_track_load(cs_requests_ctx->pg_reads, req->track_id, &t, err, errlen) != 0)
         return -1;
     if (!t.found) {
         snprintf(err, errlen, "unknown track %s", req->track_id);
@@ -77,7 +92,7 @@ int cs_read_handle(const Seashore__V1__ReadRangeRequest *req, Seashore__V1__Read
     snprintf(s1, sizeof s1, "%" PRIu64, start);
     snprintf(s2, sizeof s2, "%" PRIu64, end);
     const char *params[] = {req->track_id, s1, s2};
-    PGresult *r = ss_pg_query(cs_requests_ctx->pg_requests,
+    PGresult *r = ss_pg_query(cs_requests_ctx->pg_reads,
                               "SELECT byte_offset, stream_seq FROM chunks WHERE track_id = $1 "
                               "AND byte_offset < $3::bigint AND byte_offset + size > $2::bigint "
                               "ORDER BY seq",

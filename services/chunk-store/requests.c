@@ -1,7 +1,8 @@
 /* requests.c -- chunk-store's request/reply API on core NATS (queue group
  * "chunk-store"): chunkstore.status, .chunk, .end and .read
  * (docs/chunk-path.md). Each subscription runs on its own nats.c thread;
- * they share one PostgreSQL connection. */
+ * chunkstore.read has READ_THREADS subscriptions in the queue group, so
+ * that many reads are served at once. */
 #define OPENSSL_SUPPRESS_DEPRECATED /* SHA256_CTX: the running hash is stored */
 #include "chunk_store.h"
 
@@ -17,7 +18,8 @@
 #include "seashore/v1/work.pb-c.h"
 
 cs_ctx *cs_requests_ctx;
-static natsSubscription *subs[4];
+static natsSubscription **subs;
+static size_t nsubs;
 
 static void respond(natsMsg *req, const ProtobufCMessage *reply)
 {
@@ -236,6 +238,19 @@ static void on_read(natsConnection *nc, natsSubscription *sub, natsMsg *msg, voi
     natsMsg_Destroy(msg);
 }
 
+static int subscribe(cs_ctx *cs, const char *subject, natsMsgHandler cb)
+{
+    natsStatus s = natsConnection_QueueSubscribe(&subs[nsubs], cs->svc->nats.conn, subject,
+                                                 CS_QUEUE, cb, NULL);
+    if (s != NATS_OK) {
+        ss_log_error("cannot subscribe", "{s:s, s:s}", "subject", subject, "error",
+                     natsStatus_GetText(s));
+        return -1;
+    }
+    nsubs++;
+    return 0;
+}
+
 int cs_requests_start(cs_ctx *cs)
 {
     static const struct {
@@ -243,29 +258,30 @@ int cs_requests_start(cs_ctx *cs)
         natsMsgHandler cb;
     } table[] = {{"chunkstore.status", on_status},
                  {"chunkstore.chunk", on_chunk},
-                 {"chunkstore.end", on_end},
-                 {"chunkstore.read", on_read}};
+                 {"chunkstore.end", on_end}};
+    size_t ntable = sizeof table / sizeof table[0];
     cs_requests_ctx = cs;
-    for (size_t i = 0; i < sizeof table / sizeof table[0]; i++) {
-        natsStatus s = natsConnection_QueueSubscribe(&subs[i], cs->svc->nats.conn, table[i].subject,
-                                                     CS_QUEUE, table[i].cb, NULL);
-        if (s != NATS_OK) {
-            ss_log_error("cannot subscribe", "{s:s, s:s}", "subject", table[i].subject, "error",
-                         natsStatus_GetText(s));
+    subs = calloc(ntable + (size_t)cs->read_threads, sizeof *subs);
+    if (subs == NULL)
+        return -1;
+    for (size_t i = 0; i < ntable; i++)
+        if (subscribe(cs, table[i].subject, table[i].cb) != 0)
             return -1;
-        }
-    }
+    for (int64_t i = 0; i < cs->read_threads; i++)
+        if (subscribe(cs, "chunkstore.read", on_read) != 0)
+            return -1;
     return 0;
 }
 
 void cs_requests_stop(void)
 {
-    for (size_t i = 0; i < sizeof subs / sizeof subs[0]; i++) {
-        if (subs[i] == NULL)
-            continue;
+    for (size_t i = 0; i < nsubs; i++)
         natsSubscription_Drain(subs[i]);
+    for (size_t i = 0; i < nsubs; i++) {
         natsSubscription_WaitForDrainCompletion(subs[i], 5000);
         natsSubscription_Destroy(subs[i]);
-        subs[i] = NULL;
     }
+    free(subs);
+    subs = NULL;
+    nsubs = 0;
 }

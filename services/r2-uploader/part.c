@@ -81,78 +81,6 @@ void up_fail(up_item *it, const char *track_id, const char *key, uint64_t part_s
     up_notify_failed(track_id, code, message);
 }
 
-/* One chunkstore.read request: appends to it->buf at *got. 0, or -1 with
- * the reason (the caller retries). */
-static int read_once(up_item *it, const char *track_id, uint64_t offset, uint64_t size,
-                     uint64_t *got, char *why, size_t whylen)
-{
-    Seashore__V1__ReadRangeRequest q = SEASHORE__V1__READ_RANGE_REQUEST__INIT;
-    uint8_t qbuf[128];
-    natsMsg *reply = NULL;
-    uint64_t want = size - *got;
-    q.track_id = (char *)track_id;
-    q.offset = offset + *got;
-    q.length = (uint32_t)(want < (uint64_t)up.read_bytes ? want : (uint64_t)up.read_bytes);
-    size_t n = seashore__v1__read_range_request__pack(&q, qbuf);
-    natsStatus s = natsConnection_Request(&reply, up.svc->nats.conn, "chunkstore.read", qbuf,
-                                          (int)n, up.store_timeout_ms);
-    if (s != NATS_OK) {
-        snprintf(why, whylen, "chunkstore.read: %s", natsStatus_GetText(s));
-        return -1;
-    }
-    Seashore__V1__ReadRangeReply *r = seashore__v1__read_range_reply__unpack(
-        NULL, (size_t)natsMsg_GetDataLength(reply), (const uint8_t *)natsMsg_GetData(reply));
-    int rc = -1;
-    if (r == NULL)
-        snprintf(why, whylen, "chunkstore.read: the reply is not a ReadRangeReply");
-    else if (r->error[0])
-        snprintf(why, whylen, "chunkstore.read: %s", r->error);
-    else if (r->data.len == 0 || r->data.len > q.length)
-        snprintf(why, whylen,
-                 "chunkstore.read: %zu bytes at offset %" PRIu64 " (track has %" PRIu64
-                 " durable bytes)",
-                 r->data.len, q.offset, r->track_bytes);
-    else {
-        memcpy(it->buf + *got, r->data.data, r->data.len);
-        *got += r->data.len;
-        rc = 0;
-    }
-    seashore__v1__read_range_reply__free_unpacked(r, NULL);
-    natsMsg_Destroy(reply);
-    return rc;
-}
-
-int up_read_part(up_item *it, const char *track_id, uint64_t offset, uint64_t size, char *why,
-                 size_t whylen)
-{
-    if (it->buf_cap < size) {
-        uint8_t *b = realloc(it->buf, size);
-        if (b == NULL) {
-            snprintf(why, whylen, "out of memory for a part of %" PRIu64 " bytes", size);
-            return -2;
-        }
-        it->buf = b;
-        it->buf_cap = size;
-    }
-    uint64_t got = 0;
-    for (int attempt = 0; got < size;) {
-        if (read_once(it, track_id, offset, size, &got, why, whylen) == 0) {
-            attempt = 0;
-            if (up_item_heartbeat(it) != 0)
-                return -2;
-            continue;
-        }
-        if (strstr(why, "purged") != NULL || strstr(why, "released") != NULL)
-            return -1; /* those bytes left the log: only the store had them */
-        ss_log_warn("reading a part from chunk-store failed, retrying", "{s:s, s:I, s:s, s:i}",
-                    "track_id", track_id, "offset", (long long)(offset + got), "reason", why,
-                    "attempt", attempt);
-        if (up_retry_sleep(it, attempt++) != 0)
-            return -2;
-    }
-    return 0;
-}
-
 /* Store answers that are 4xx but worth retrying: the body was damaged or
  * slow on the way, or the clocks disagree for a while. */
 static bool retry_worthy(const ss_s3_result *res)
@@ -172,11 +100,11 @@ int up_upload_part(up_item *it, const up_track *t, const char *track_id, int par
                    uint64_t offset, uint64_t size, ss_s3_result *res)
 {
     char etag[80], err[256];
-    uint8_t md5[16];
+    const uint8_t *md5 = it->digests.md5;
     metrics_init();
     for (int attempt = 0;; attempt++) {
-        if (ss_s3_upload_part(it->s3, t->object_key, t->upload_id, part_number, it->buf, size, etag,
-                              md5, res) == 0)
+        if (ss_s3_upload_part_hashed(it->s3, t->object_key, t->upload_id, part_number, it->buf,
+                                     size, &it->digests, etag, res) == 0)
             break;
         if (!retry_worthy(res))
             return -1;
@@ -292,7 +220,10 @@ static up_verdict part_upload(up_item *it, const Seashore__V1__PartReady *p, up_
         return UP_LATER;
     if (etag[0]) /* uploaded before a crash or a lost ack */
         return part_commit(it, p->track_id);
+    int64_t t0 = up_now_ms();
     int rc = up_read_part(it, p->track_id, p->offset, p->size, why, sizeof why);
+    int64_t t1 = up_now_ms();
+    it->read_ms = t1 - t0;
     if (rc == -2)
         return UP_ABANDON;
     if (rc == -1) {
@@ -300,6 +231,7 @@ static up_verdict part_upload(up_item *it, const Seashore__V1__PartReady *p, up_
         return UP_DONE;
     }
     rc = up_upload_part(it, t, p->track_id, (int)p->part_number, p->offset, p->size, &res);
+    it->store_ms = up_now_ms() - t1;
     if (rc == -2)
         return UP_ABANDON;
     if (rc == -1) {
@@ -342,8 +274,9 @@ up_verdict up_handle_part(up_item *it, const uint8_t *data, size_t len)
     }
     v = part_upload(it, p, &t);
     if (v == UP_DONE)
-        ss_log_debug("part uploaded", "{s:s, s:i, s:I}", "track_id", p->track_id, "part",
-                     (int)p->part_number, "bytes", (long long)p->size);
+        ss_log_debug("part uploaded", "{s:s, s:i, s:I, s:I, s:I}", "track_id", p->track_id, "part",
+                     (int)p->part_number, "bytes", (long long)p->size, "read_ms",
+                     (long long)it->read_ms, "store_ms", (long long)it->store_ms);
 out:
     seashore__v1__part_ready__free_unpacked(p, NULL);
     return v;

@@ -51,7 +51,15 @@ typedef struct up_item {
     ss_pg *pg;                /* this thread's database connection */
     uint8_t *buf;             /* part buffer, grown to the largest part seen */
     size_t buf_cap;
+    natsInbox *read_inbox;      /* chunkstore.read replies come to <inbox>.> */
+    natsSubscription *read_sub; /* owned by the worker (destroyed after close) */
+    uint64_t read_round;        /* tags replies, so late ones are dropped */
+    int64_t read_ms, store_ms;  /* the last part's read and upload times */
+    ss_s3_digests digests;      /* of buf[0..size) after up_read_part */
 } up_item;
+
+/* Monotonic milliseconds. */
+int64_t up_now_ms(void);
 
 /* Tells JetStream the item is still being worked on, at most every third
  * of the ack wait. Returns non-zero when draining (so transfers stop). */
@@ -115,13 +123,19 @@ int up_db_upload_completed(ss_pg *pg, const char *track_id, char *err, size_t er
 void up_notify_committed(const char *track_id, uint64_t seq, uint64_t bytes);
 void up_notify_failed(const char *track_id, const char *code, const char *message);
 
-/* Reads [offset, offset + size) of a track from chunk-store into it->buf,
- * retrying transient failures. 0, -1 on a permanent failure (why), -2 when
- * draining. */
+/* Opens it's reply inbox for chunkstore.read; *sub is also stored in it.
+ * 0 or -1. */
+int up_read_sub_open(up_item *it, natsSubscription **sub);
+
+/* Reads [offset, offset + size) of a track from chunk-store into it->buf
+ * and its digests into it->digests, hashing while the replies arrive
+ * (part_read.c); retries transient failures. 0, -1 when the bytes left
+ * the chunk log (why), -2 when draining. */
 int up_read_part(up_item *it, const char *track_id, uint64_t offset, uint64_t size, char *why,
                  size_t whylen);
 
-/* Uploads it->buf[0..size) as part_number and records it, retrying
+/* Uploads it->buf[0..size) (digests in it->digests, from up_read_part)
+ * as part_number and records it, retrying
  * transient store failures. 0, -1 permanent (res), -2 draining. */
 int up_upload_part(up_item *it, const up_track *t, const char *track_id, int part_number,
                    uint64_t offset, uint64_t size, ss_s3_result *res);

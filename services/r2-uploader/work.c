@@ -27,13 +27,14 @@ typedef struct up_worker {
     bool started;
     const char *stream, *subject, *durable;
     up_handler handle;
-    natsSubscription *sub; /* destroyed only after the connection closed */
+    natsSubscription *sub;      /* destroyed only after the connection closed */
+    natsSubscription *read_sub; /* its chunkstore.read replies; likewise */
 } up_worker;
 
 static up_worker workers[MAX_WORKER_THREADS];
 static int nworkers;
 
-static int64_t now_ms(void)
+int64_t up_now_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -42,7 +43,7 @@ static int64_t now_ms(void)
 
 int up_item_heartbeat(up_item *it)
 {
-    int64_t now = now_ms();
+    int64_t now = up_now_ms();
     if (it->msg != NULL && now - it->last_progress_ms >= up.ack_wait_ms / 3) {
         natsMsg_InProgress(it->msg, NULL);
         it->last_progress_ms = now;
@@ -54,14 +55,14 @@ int up_retry_sleep(up_item *it, int attempt)
 {
     static __thread unsigned int seed;
     if (seed == 0)
-        seed = (unsigned int)now_ms() ^ (unsigned int)(uintptr_t)&seed;
+        seed = (unsigned int)up_now_ms() ^ (unsigned int)(uintptr_t)&seed;
     int64_t delay = RETRY_BASE_MS;
     for (int i = 0; i < attempt && delay < up.retry_max_ms; i++)
         delay *= 2;
     if (delay > up.retry_max_ms)
         delay = up.retry_max_ms;
     delay = delay / 2 + rand_r(&seed) % (delay / 2 + 1); /* jitter: [d/2, d] */
-    for (int64_t end = now_ms() + delay; now_ms() < end;) {
+    for (int64_t end = up_now_ms() + delay; up_now_ms() < end;) {
         if (up_item_heartbeat(it) != 0)
             return -1;
         usleep(SLEEP_STEP_MS * 1000);
@@ -114,8 +115,9 @@ static void *worker_main(void *arg)
     up_item it = {0};
     it.s3 = ss_s3_conn_new(up.s3);
     it.pg = ss_pg_open(up.svc->database_url);
-    if (it.s3 == NULL || it.pg == NULL) {
-        ss_log_error("worker cannot start: out of memory", "{s:s}", "subject", w->subject);
+    if (it.s3 == NULL || it.pg == NULL || up_read_sub_open(&it, &w->read_sub) != 0) {
+        ss_log_error("worker cannot start: out of memory or no NATS", "{s:s}", "subject",
+                     w->subject);
         goto out;
     }
     ss_s3_conn_set_progress(it.s3, transfer_progress, &it);
@@ -126,7 +128,7 @@ static void *worker_main(void *arg)
         natsStatus s = natsSubscription_Fetch(&list, sub, 1, FETCH_WAIT_MS, &jerr);
         for (int i = 0; i < list.Count; i++) {
             it.msg = list.Msgs[i];
-            it.last_progress_ms = now_ms();
+            it.last_progress_ms = up_now_ms();
             up_verdict v = w->handle(&it, (const uint8_t *)natsMsg_GetData(it.msg),
                                      (size_t)natsMsg_GetDataLength(it.msg));
             item_finish(it.msg, v);
@@ -143,6 +145,7 @@ out:
     ss_s3_conn_free(it.s3);
     ss_pg_close(it.pg);
     free(it.buf);
+    natsInbox_Destroy(it.read_inbox);
     return NULL;
 }
 
@@ -188,7 +191,9 @@ void up_workers_join(void)
         natsConnection_FlushTimeout(nc, 2000); /* the last acks and naks */
         natsConnection_Close(nc);
     }
-    for (int i = 0; i < nworkers; i++)
+    for (int i = 0; i < nworkers; i++) {
         natsSubscription_Destroy(workers[i].sub);
+        natsSubscription_Destroy(workers[i].read_sub);
+    }
     nworkers = 0;
 }

@@ -147,6 +147,15 @@ pid_t stack_start_uploader(ingest_stack *s)
 }
 
 /* Swift's s3api in <dir>/swift (tests/harness/swift), with the bucket. */
+/* Copies src whole into dst, or leaves dst empty if it does not fit. */
+static void field_copy(char *dst, size_t dstlen, const char *src)
+{
+    size_t n = strlen(src);
+    dst[0] = '\0';
+    if (n < dstlen)
+        memcpy(dst, src, n + 1);
+}
+
 static int swift_start(ingest_stack *s)
 {
     char port[16], line[256];
@@ -164,11 +173,11 @@ static int swift_start(ingest_stack *s)
     for (char *save = NULL, *l = strtok_r(out, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
         snprintf(line, sizeof line, "%s", l);
         if (strncmp(line, "S3_ENDPOINT=", 12) == 0)
-            snprintf(s->s3.endpoint, sizeof s->s3.endpoint, "%s", line + 12);
+            field_copy(s->s3.endpoint, sizeof s->s3.endpoint, line + 12);
         else if (strncmp(line, "S3_ACCESS_KEY=", 14) == 0)
-            snprintf(s->swift_access_key, sizeof s->swift_access_key, "%s", line + 14);
+            field_copy(s->swift_access_key, sizeof s->swift_access_key, line + 14);
         else if (strncmp(line, "S3_SECRET_KEY=", 14) == 0)
-            snprintf(s->swift_secret_key, sizeof s->swift_secret_key, "%s", line + 14);
+            field_copy(s->swift_secret_key, sizeof s->swift_secret_key, line + 14);
     }
     free(out);
     s->s3.access_key = s->swift_access_key;

@@ -180,12 +180,12 @@ static void test_kill9_resumes_same_upload(void)
  * API: s3api keeps parts as objects <bucket>+segments/<key>/<upload>/<n>. */
 static int swift_delete_part(const char *key, const char *upload_id, int part)
 {
-    char url[1024], user[128], auth[128], token[256] = "", storage[512] = "";
+    char url[1024], user[128], auth[128], token[1024] = "", storage[1024] = "";
     long status = 0;
     snprintf(url, sizeof url, "%s/auth/v1.0", stack.s3.endpoint);
     snprintf(user, sizeof user, "X-Auth-User: %s", stack.s3.access_key);
     snprintf(auth, sizeof auth, "X-Auth-Key: %s", stack.s3.secret_key);
-    char cmd[2048];
+    char cmd[8192];
     snprintf(cmd, sizeof cmd, "curl -s -D - -o /dev/null -H '%s' -H '%s' '%s'", user, auth, url);
     FILE *f = popen(cmd, "r");
     if (f == NULL)

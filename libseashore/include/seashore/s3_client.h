@@ -86,6 +86,19 @@ int ss_s3_upload_part(ss_s3_conn *conn, const char *key, const char *upload_id, 
                       const uint8_t *data, size_t len, char *etag_out, uint8_t *md5_out,
                       ss_s3_result *res);
 
+/* The MD5 and SHA-256 of a body. */
+typedef struct ss_s3_digests {
+    uint8_t md5[16];
+    uint8_t sha256[32];
+} ss_s3_digests;
+
+/* ss_s3_upload_part with the body's digests computed by the caller (for
+ * instance while the bytes arrived, or once for several attempts). They
+ * are sent as they are: the store refuses the part if they are wrong. */
+int ss_s3_upload_part_hashed(ss_s3_conn *conn, const char *key, const char *upload_id,
+                             int part_number, const uint8_t *data, size_t len,
+                             const ss_s3_digests *digests, char *etag_out, ss_s3_result *res);
+
 /* CompleteMultipartUpload with parts (ascending part numbers). An <Error>
  * inside a 200 answer is a failure. */
 int ss_s3_complete_multipart(ss_s3_conn *conn, const char *key, const char *upload_id,
