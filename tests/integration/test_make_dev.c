@@ -92,6 +92,25 @@ static bool metrics_valid(int port)
 }
 
 /* One `make dev` run: up, checked, stopped with SIGTERM. */
+/* The services answer /readyz a moment before the script has seen them
+ * all and printed the URLs: stop it only once it has. */
+static int wait_script_up(const char *name, int timeout_ms)
+{
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s.log", harness_dir(h), name);
+    for (int waited = 0; waited < timeout_ms; waited += 100) {
+        char *out = harness_read_file(path, NULL);
+        bool up = out && strstr(out, "Ctrl-C stops everything") != NULL;
+        free(out);
+        if (up)
+            return 0;
+        usleep(100000);
+    }
+    fprintf(stderr, "%s: no \"Ctrl-C stops everything\" in %s after %d ms\n", name, path,
+            timeout_ms);
+    return -1;
+}
+
 static void run_dev_once(const char *name)
 {
     char *script = harness_source_path("scripts/dev.sh");
@@ -105,6 +124,7 @@ static void run_dev_once(const char *name)
         CHECK_EQ_INT(harness_wait_http_status(url, 200, 60000), 0);
         CHECK(metrics_valid(ops_base + i));
     }
+    CHECK_EQ_INT(wait_script_up(name, 30000), 0);
     int status = -1;
     CHECK_EQ_INT(harness_signal(h, pid, SIGTERM), 0);
     CHECK_EQ_INT(harness_wait_exit(h, pid, 30000, &status), 0);
