@@ -26,7 +26,7 @@ typedef Seashore__V1__TrackComplete track_complete;
                 rc_ = -1;                                                                          \
                 break;                                                                             \
             }                                                                                      \
-            if (up_retry_sleep((it), attempt_) != 0) {                                             \
+            if (ss_work_retry_sleep(&(it)->w, attempt_) != 0) {                                    \
                 rc_ = -2;                                                                          \
                 break;                                                                             \
             }                                                                                      \
@@ -154,21 +154,21 @@ static int publish_uploaded(const track_complete *c, const char *key)
 }
 
 /* The object is whole: record it, tell the client and the muxer. */
-static up_verdict complete_finish(up_item *it, const track_complete *c, const char *key)
+static ss_work_verdict complete_finish(up_item *it, const track_complete *c, const char *key)
 {
     char err[256];
     for (int attempt = 0; up_db_upload_completed(it->pg, c->track_id, err, sizeof err) != 0;
          attempt++)
-        if (up_retry_sleep(it, attempt) != 0)
-            return UP_ABANDON;
+        if (ss_work_retry_sleep(&it->w, attempt) != 0)
+            return SS_WORK_ABANDON;
     uint64_t chunks = 0, bytes = 0;
     if (up_db_commit_advance(it->pg, c->track_id, &chunks, &bytes, err, sizeof err) == 0)
         up_notify_committed(c->track_id, chunks, bytes);
     if (publish_uploaded(c, key) != 0)
-        return UP_LATER; /* redelivered: the completed upload is published again */
+        return SS_WORK_LATER; /* redelivered: the completed upload is published again */
     ss_log_info("track uploaded", "{s:s, s:s, s:I, s:i}", "track_id", c->track_id, "key", key,
                 "bytes", (long long)c->total_bytes, "parts", (int)c->part_count);
-    return UP_DONE;
+    return SS_WORK_DONE;
 }
 
 /* The parts again, after a repair recorded new ETags. 0 or -2. */
@@ -178,28 +178,28 @@ static int parts_reload(up_item *it, const char *track_id, ss_s3_part **parts, s
     free(*parts);
     for (int attempt = 0; up_db_parts_list(it->pg, track_id, parts, n, err, sizeof err) != 0;
          attempt++)
-        if (up_retry_sleep(it, attempt) != 0)
+        if (ss_work_retry_sleep(&it->w, attempt) != 0)
             return -2;
     return 0;
 }
 
-static up_verdict complete_upload(up_item *it, const track_complete *c, const up_track *t)
+static ss_work_verdict complete_upload(up_item *it, const track_complete *c, const up_track *t)
 {
     ss_s3_part *parts = NULL;
     size_t n = 0;
     char err[256], why[UP_KEY_MAX + 128];
     ss_s3_result res;
-    up_verdict v = UP_DONE;
+    ss_work_verdict v = SS_WORK_DONE;
     if (up_db_parts_list(it->pg, c->track_id, &parts, &n, err, sizeof err) != 0)
-        return UP_LATER;
+        return SS_WORK_LATER;
     if (n < c->part_count) {
         jsMsgMetaData *meta = NULL;
-        if (natsMsg_GetMetaData(&meta, it->msg) == NATS_OK &&
+        if (natsMsg_GetMetaData(&meta, it->w.msg) == NATS_OK &&
             meta->NumDelivered % WAIT_LOG_EVERY == 0)
             ss_log_info("track ended; waiting for its parts", "{s:s, s:I, s:i}", "track_id",
                         c->track_id, "recorded", (long long)n, "parts", (int)c->part_count);
         jsMsgMetaData_Destroy(meta);
-        v = UP_LATER;
+        v = SS_WORK_LATER;
     } else if (parts_check(c, parts, n, why, sizeof why) != 0) {
         up_fail(it, c->track_id, t->object_key, c->part_size, "PartSizeMismatch", why);
     } else {
@@ -221,18 +221,20 @@ static up_verdict complete_upload(up_item *it, const track_complete *c, const up
             up_fail(it, c->track_id, t->object_key, c->part_size, "SizeMismatch", why);
             rc = -1;
         }
-        v = rc == 0 ? complete_finish(it, c, t->object_key) : rc == -2 ? UP_ABANDON : UP_DONE;
+        v = rc == 0    ? complete_finish(it, c, t->object_key)
+            : rc == -2 ? SS_WORK_ABANDON
+                       : SS_WORK_DONE;
     }
     free(parts);
     return v;
 }
 
-up_verdict up_handle_complete(up_item *it, const uint8_t *data, size_t len)
+ss_work_verdict up_handle_complete(up_item *it, const uint8_t *data, size_t len)
 {
     const char *why;
     char err[256];
     up_track t;
-    up_verdict v = UP_DONE;
+    ss_work_verdict v = SS_WORK_DONE;
     track_complete *c = seashore__v1__track_complete__unpack(NULL, len, data);
     if (c == NULL || !complete_valid(c, &why)) {
         ss_log_error("work item refused: not a valid TrackComplete", "{s:s}", "reason",
@@ -240,18 +242,18 @@ up_verdict up_handle_complete(up_item *it, const uint8_t *data, size_t len)
         goto out;
     }
     if (up_db_track_load(it->pg, c->track_id, &t, err, sizeof err) != 0) {
-        v = UP_LATER;
+        v = SS_WORK_LATER;
     } else if (!t.found || strcmp(t.session_state, "deleting") == 0 ||
                strcmp(t.session_state, "deleted") == 0) {
         ss_log_info("track not completed: its session is deleted", "{s:s}", "track_id",
                     c->track_id);
     } else if (!t.has_upload) {
-        v = UP_LATER; /* the first part has not created it yet */
+        v = SS_WORK_LATER; /* the first part has not created it yet */
     } else if (strcmp(t.upload_state, "failed") == 0) {
         /* failed while recording: the track fails now that it ended */
         if (up_db_upload_fail(it->pg, c->track_id, t.object_key, c->part_size, "UploadFailed",
                               "failed earlier", err, sizeof err) != 0)
-            v = UP_LATER;
+            v = SS_WORK_LATER;
     } else if (strcmp(t.upload_state, "completed") == 0) {
         v = complete_finish(it, c, t.object_key);
     } else if (strcmp(t.upload_state, "uploading") == 0) {

@@ -76,7 +76,7 @@ void up_fail(up_item *it, const char *track_id, const char *key, uint64_t part_s
     for (int attempt = 0;
          up_db_upload_fail(it->pg, track_id, key, part_size, code, message, err, sizeof err) != 0;
          attempt++)
-        if (up_retry_sleep(it, attempt) != 0)
+        if (ss_work_retry_sleep(&it->w, attempt) != 0)
             return; /* draining: the redelivered item fails it again */
     up_notify_failed(track_id, code, message);
 }
@@ -112,13 +112,13 @@ int up_upload_part(up_item *it, const up_track *t, const char *track_id, int par
         ss_log_warn("part upload failed, retrying", "{s:s, s:i, s:s, s:s, s:i}", "track_id",
                     track_id, "part", part_number, "code", res->code, "message", res->message,
                     "attempt", attempt);
-        if (up_retry_sleep(it, attempt) != 0)
+        if (ss_work_retry_sleep(&it->w, attempt) != 0)
             return -2;
     }
     for (int attempt = 0; up_db_part_record(it->pg, track_id, part_number, offset, size, etag, md5,
                                             err, sizeof err) != 0;
          attempt++)
-        if (up_retry_sleep(it, attempt) != 0)
+        if (ss_work_retry_sleep(&it->w, attempt) != 0)
             return -2;
     ss_series_inc(ss_metric_series(m_parts));
     ss_series_add(ss_metric_series(m_bytes), (double)size);
@@ -130,7 +130,7 @@ static int track_load(up_item *it, const char *track_id, up_track *t)
 {
     char err[256];
     for (int attempt = 0; up_db_track_load(it->pg, track_id, t, err, sizeof err) != 0; attempt++)
-        if (up_retry_sleep(it, attempt) != 0)
+        if (ss_work_retry_sleep(&it->w, attempt) != 0)
             return -1;
     return 0;
 }
@@ -159,14 +159,14 @@ static int upload_ensure(up_item *it, const char *track_id, const char *key,
         }
         ss_log_warn("creating the multipart upload failed, retrying", "{s:s, s:s, s:s}", "track_id",
                     track_id, "code", res.code, "message", res.message);
-        if (up_retry_sleep(it, attempt) != 0)
+        if (ss_work_retry_sleep(&it->w, attempt) != 0)
             return -2;
     }
     int rc;
     for (int attempt = 0; (rc = up_db_upload_insert(it->pg, track_id, key, upload_id, part_size,
                                                     err, sizeof err)) < 0;
          attempt++)
-        if (up_retry_sleep(it, attempt) != 0)
+        if (ss_work_retry_sleep(&it->w, attempt) != 0)
             return -2;
     if (track_load(it, track_id, t) != 0)
         return -2;
@@ -198,57 +198,57 @@ static bool part_valid(const Seashore__V1__PartReady *p, const char **why)
 }
 
 /* Commits what the recorded parts cover and tells ingest-recorder. */
-static up_verdict part_commit(up_item *it, const char *track_id)
+static ss_work_verdict part_commit(up_item *it, const char *track_id)
 {
     char err[256];
     uint64_t seq, bytes;
     for (int attempt = 0;
          up_db_commit_advance(it->pg, track_id, &seq, &bytes, err, sizeof err) != 0; attempt++)
-        if (up_retry_sleep(it, attempt) != 0)
-            return UP_ABANDON;
+        if (ss_work_retry_sleep(&it->w, attempt) != 0)
+            return SS_WORK_ABANDON;
     if (seq > 0)
         up_notify_committed(track_id, seq, bytes);
-    return UP_DONE;
+    return SS_WORK_DONE;
 }
 
-static up_verdict part_upload(up_item *it, const Seashore__V1__PartReady *p, up_track *t)
+static ss_work_verdict part_upload(up_item *it, const Seashore__V1__PartReady *p, up_track *t)
 {
     char etag[80], why[512], err[256];
     ss_s3_result res;
     if (up_db_part_etag(it->pg, p->track_id, (int)p->part_number, etag, sizeof etag, err,
                         sizeof err) != 0)
-        return UP_LATER;
+        return SS_WORK_LATER;
     if (etag[0]) /* uploaded before a crash or a lost ack */
         return part_commit(it, p->track_id);
-    int64_t t0 = up_now_ms();
+    int64_t t0 = ss_work_now_ms();
     int rc = up_read_part(it, p->track_id, p->offset, p->size, why, sizeof why);
-    int64_t t1 = up_now_ms();
+    int64_t t1 = ss_work_now_ms();
     it->read_ms = t1 - t0;
     if (rc == -2)
-        return UP_ABANDON;
+        return SS_WORK_ABANDON;
     if (rc == -1) {
         up_fail(it, p->track_id, p->object_key, p->part_size, "PartLost", why);
-        return UP_DONE;
+        return SS_WORK_DONE;
     }
     rc = up_upload_part(it, t, p->track_id, (int)p->part_number, p->offset, p->size, &res);
-    it->store_ms = up_now_ms() - t1;
+    it->store_ms = ss_work_now_ms() - t1;
     if (rc == -2)
-        return UP_ABANDON;
+        return SS_WORK_ABANDON;
     if (rc == -1) {
         if (track_load(it, p->track_id, t) != 0)
-            return UP_ABANDON;
+            return SS_WORK_ABANDON;
         if (!session_gone(t))
             up_fail(it, p->track_id, p->object_key, p->part_size, res.code, res.message);
-        return UP_DONE;
+        return SS_WORK_DONE;
     }
     return part_commit(it, p->track_id);
 }
 
-up_verdict up_handle_part(up_item *it, const uint8_t *data, size_t len)
+ss_work_verdict up_handle_part(up_item *it, const uint8_t *data, size_t len)
 {
     const char *why;
     up_track t;
-    up_verdict v = UP_DONE;
+    ss_work_verdict v = SS_WORK_DONE;
     Seashore__V1__PartReady *p = seashore__v1__part_ready__unpack(NULL, len, data);
     if (p == NULL || !part_valid(p, &why)) {
         ss_log_error("work item refused: not a valid PartReady", "{s:s}", "reason",
@@ -256,13 +256,13 @@ up_verdict up_handle_part(up_item *it, const uint8_t *data, size_t len)
         goto out;
     }
     if (track_load(it, p->track_id, &t) != 0) {
-        v = UP_ABANDON;
+        v = SS_WORK_ABANDON;
         goto out;
     }
     if (!t.has_upload && !session_gone(&t)) {
         int rc = upload_ensure(it, p->track_id, p->object_key, p->content_type, p->part_size, &t);
         if (rc != 0) {
-            v = rc == -2 ? UP_ABANDON : UP_DONE;
+            v = rc == -2 ? SS_WORK_ABANDON : SS_WORK_DONE;
             goto out;
         }
     }
@@ -273,7 +273,7 @@ up_verdict up_handle_part(up_item *it, const uint8_t *data, size_t len)
         goto out;
     }
     v = part_upload(it, p, &t);
-    if (v == UP_DONE)
+    if (v == SS_WORK_DONE)
         ss_log_debug("part uploaded", "{s:s, s:i, s:I, s:I, s:I}", "track_id", p->track_id, "part",
                      (int)p->part_number, "bytes", (long long)p->size, "read_ms",
                      (long long)it->read_ms, "store_ms", (long long)it->store_ms);

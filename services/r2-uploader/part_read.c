@@ -30,16 +30,14 @@ typedef struct read_round {
     bool lost; /* chunk-store says the bytes left the log */
 } read_round;
 
-int up_read_sub_open(up_item *it, natsSubscription **sub)
+int up_read_sub_open(up_item *it)
 {
     char subject[128];
     if (natsInbox_Create(&it->read_inbox) != NATS_OK)
         return -1;
     snprintf(subject, sizeof subject, "%s.>", it->read_inbox);
-    if (natsConnection_SubscribeSync(sub, up.svc->nats.conn, subject) != NATS_OK)
-        return -1;
-    it->read_sub = *sub;
-    return 0;
+    return natsConnection_SubscribeSync(&it->read_sub, up.svc->nats.conn, subject) == NATS_OK ? 0
+                                                                                              : -1;
 }
 
 static uint64_t piece_len(const read_round *r, uint64_t i)
@@ -161,7 +159,7 @@ static int read_round_run(read_round *r)
         inflight--;
         if (rc != 0 || hash_advance(r) != 0)
             return -1;
-        if (up_item_heartbeat(r->it) != 0)
+        if (ss_work_heartbeat(&r->it->w) != 0)
             return -2;
     }
 }
@@ -212,7 +210,7 @@ static int read_rounds(read_round *r)
         ss_log_warn("reading a part from chunk-store failed, retrying", "{s:s, s:I, s:s, s:i}",
                     "track_id", r->track_id, "offset", (long long)r->offset, "reason", r->why,
                     "attempt", attempt);
-        if (up_retry_sleep(r->it, attempt) != 0)
+        if (ss_work_retry_sleep(&r->it->w, attempt) != 0)
             return -2;
     }
 }

@@ -30,7 +30,7 @@ static int upload_remove(up_item *it, const char *track_id, const char *key, con
                          res.message);
             return -1;
         }
-        if (up_retry_sleep(it, attempt) != 0)
+        if (ss_work_retry_sleep(&it->w, attempt) != 0)
             rc = -2;
     }
     return rc;
@@ -48,7 +48,7 @@ static int upload_mark_aborted(up_item *it, const char *track_id)
             PQclear(r);
             return 0;
         }
-        if (up_retry_sleep(it, attempt) != 0)
+        if (ss_work_retry_sleep(&it->w, attempt) != 0)
             return -2;
     }
 }
@@ -70,9 +70,9 @@ static PGresult *session_uploads(up_item *it, const char *session_id, bool *dele
     return r;
 }
 
-up_verdict up_handle_session_delete(up_item *it, const uint8_t *data, size_t len)
+ss_work_verdict up_handle_session_delete(up_item *it, const uint8_t *data, size_t len)
 {
-    up_verdict v = UP_DONE;
+    ss_work_verdict v = SS_WORK_DONE;
     bool deleting = false;
     PGresult *r = NULL;
     Seashore__V1__SessionDelete *d = seashore__v1__session_delete__unpack(NULL, len, data);
@@ -81,7 +81,7 @@ up_verdict up_handle_session_delete(up_item *it, const uint8_t *data, size_t len
         goto out;
     }
     if ((r = session_uploads(it, d->session_id, &deleting)) == NULL) {
-        v = UP_LATER;
+        v = SS_WORK_LATER;
         goto out;
     }
     if (!deleting) {
@@ -90,7 +90,7 @@ up_verdict up_handle_session_delete(up_item *it, const uint8_t *data, size_t len
         goto out;
     }
     int removed = 0;
-    for (int i = 0; i < PQntuples(r) && v == UP_DONE; i++) {
+    for (int i = 0; i < PQntuples(r) && v == SS_WORK_DONE; i++) {
         if (PQgetisnull(r, i, 0))
             continue; /* a track without an upload */
         const char *track_id = PQgetvalue(r, i, 0);
@@ -99,7 +99,7 @@ up_verdict up_handle_session_delete(up_item *it, const uint8_t *data, size_t len
         if (rc == 0)
             rc = upload_mark_aborted(it, track_id);
         if (rc == -2)
-            v = UP_ABANDON;
+            v = SS_WORK_ABANDON;
         removed += rc == 0;
     }
     ss_log_info("session's uploads aborted and raw objects deleted", "{s:s, s:i}", "session_id",

@@ -16,6 +16,7 @@
 #include "seashore/ingest_token.h"
 #include "seashore/s3_client.h"
 #include "seashore/service.h"
+#include "seashore/work.h"
 
 #define UP_STREAM_WORK     "WORK"
 #define UP_STREAM_SESSIONS "SESSIONS"
@@ -36,38 +37,20 @@ extern up_ctx up;
 
 /* ---- work items (work.c) ---- */
 
-/* What a handler decided about its work item. */
-typedef enum {
-    UP_DONE,    /* ack: finished, or nothing left to do */
-    UP_LATER,   /* nak with a short delay: a precondition is not met yet */
-    UP_ABANDON, /* nak at once: draining; another replica takes it */
-} up_verdict;
-
-/* The work item being handled by one thread, and its resources. */
+/* One worker thread's state: the work item (libseashore work.h) and the
+ * thread's own resources. */
 typedef struct up_item {
-    natsMsg *msg;
-    int64_t last_progress_ms; /* when JetStream was last told "in progress" */
-    ss_s3_conn *s3;           /* this thread's store connection */
-    ss_pg *pg;                /* this thread's database connection */
-    uint8_t *buf;             /* part buffer, grown to the largest part seen */
+    ss_work_item w; /* first: the pool hands out &w */
+    ss_s3_conn *s3; /* this thread's store connection */
+    ss_pg *pg;      /* this thread's database connection */
+    uint8_t *buf;   /* part buffer, grown to the largest part seen */
     size_t buf_cap;
     natsInbox *read_inbox;      /* chunkstore.read replies come to <inbox>.> */
-    natsSubscription *read_sub; /* owned by the worker (destroyed after close) */
+    natsSubscription *read_sub; /* destroyed after the connection closed */
     uint64_t read_round;        /* tags replies, so late ones are dropped */
     int64_t read_ms, store_ms;  /* the last part's read and upload times */
     ss_s3_digests digests;      /* of buf[0..size) after up_read_part */
 } up_item;
-
-/* Monotonic milliseconds. */
-int64_t up_now_ms(void);
-
-/* Tells JetStream the item is still being worked on, at most every third
- * of the ack wait. Returns non-zero when draining (so transfers stop). */
-int up_item_heartbeat(up_item *it);
-
-/* Sleeps the retry delay for attempt n (exponential, full jitter, capped at
- * UPLOAD_RETRY_MAX_DELAY) while heartbeating. -1 when draining. */
-int up_retry_sleep(up_item *it, int attempt);
 
 /* Starts the consumer threads; stops them (after the drain) with the join. */
 int up_workers_start(void);
@@ -123,9 +106,8 @@ int up_db_upload_completed(ss_pg *pg, const char *track_id, char *err, size_t er
 void up_notify_committed(const char *track_id, uint64_t seq, uint64_t bytes);
 void up_notify_failed(const char *track_id, const char *code, const char *message);
 
-/* Opens it's reply inbox for chunkstore.read; *sub is also stored in it.
- * 0 or -1. */
-int up_read_sub_open(up_item *it, natsSubscription **sub);
+/* Opens it's reply inbox for chunkstore.read (it->read_sub). 0 or -1. */
+int up_read_sub_open(up_item *it);
 
 /* Reads [offset, offset + size) of a track from chunk-store into it->buf
  * and its digests into it->digests, hashing while the replies arrive
@@ -144,8 +126,8 @@ int up_upload_part(up_item *it, const up_track *t, const char *track_id, int par
 void up_fail(up_item *it, const char *track_id, const char *key, uint64_t part_size,
              const char *code, const char *message);
 
-up_verdict up_handle_part(up_item *it, const uint8_t *data, size_t len);
-up_verdict up_handle_complete(up_item *it, const uint8_t *data, size_t len);
-up_verdict up_handle_session_delete(up_item *it, const uint8_t *data, size_t len);
+ss_work_verdict up_handle_part(up_item *it, const uint8_t *data, size_t len);
+ss_work_verdict up_handle_complete(up_item *it, const uint8_t *data, size_t len);
+ss_work_verdict up_handle_session_delete(up_item *it, const uint8_t *data, size_t len);
 
 #endif
