@@ -150,3 +150,8 @@ void ss_pg_close(ss_pg *pg)
     free(pg->conninfo);
     free(pg);
 }
+
+void ss_pg_copy_value(const PGresult *r, int row, int col, char *dst, size_t len)
+{
+    snprintf(dst, len, "%s", PQgetisnull(r, row, col) ? "" : PQgetvalue(r, row, col));
+}

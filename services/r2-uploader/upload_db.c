@@ -8,11 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void copy_col(PGresult *r, int row, int col, char *dst, size_t len)
-{
-    snprintf(dst, len, "%s", PQgetisnull(r, row, col) ? "" : PQgetvalue(r, row, col));
-}
-
 int up_db_track_load(ss_pg *pg, const char *track_id, up_track *t, char *err, size_t errlen)
 {
     memset(t, 0, sizeof *t);
@@ -27,14 +22,14 @@ int up_db_track_load(ss_pg *pg, const char *track_id, up_track *t, char *err, si
         return -1;
     if (PQntuples(r) == 1) {
         t->found = true;
-        copy_col(r, 0, 0, t->session_id, sizeof t->session_id);
-        copy_col(r, 0, 1, t->participant_id, sizeof t->participant_id);
-        copy_col(r, 0, 2, t->session_state, sizeof t->session_state);
-        copy_col(r, 0, 3, t->track_state, sizeof t->track_state);
+        ss_pg_copy_value(r, 0, 0, t->session_id, sizeof t->session_id);
+        ss_pg_copy_value(r, 0, 1, t->participant_id, sizeof t->participant_id);
+        ss_pg_copy_value(r, 0, 2, t->session_state, sizeof t->session_state);
+        ss_pg_copy_value(r, 0, 3, t->track_state, sizeof t->track_state);
         t->has_upload = !PQgetisnull(r, 0, 5);
-        copy_col(r, 0, 4, t->upload_id, sizeof t->upload_id);
-        copy_col(r, 0, 5, t->upload_state, sizeof t->upload_state);
-        copy_col(r, 0, 6, t->object_key, sizeof t->object_key);
+        ss_pg_copy_value(r, 0, 4, t->upload_id, sizeof t->upload_id);
+        ss_pg_copy_value(r, 0, 5, t->upload_state, sizeof t->upload_state);
+        ss_pg_copy_value(r, 0, 6, t->object_key, sizeof t->object_key);
         t->part_size = t->has_upload ? strtoull(PQgetvalue(r, 0, 7), NULL, 10) : 0;
     }
     PQclear(r);
@@ -153,7 +148,7 @@ int up_db_parts_list(ss_pg *pg, const char *track_id, ss_s3_part **parts, size_t
     }
     for (int i = 0; i < rows; i++) {
         (*parts)[i].part_number = atoi(PQgetvalue(r, i, 0));
-        copy_col(r, i, 1, (*parts)[i].etag, sizeof(*parts)[i].etag);
+        ss_pg_copy_value(r, i, 1, (*parts)[i].etag, sizeof(*parts)[i].etag);
         (*parts)[i].size = strtoull(PQgetvalue(r, i, 2), NULL, 10);
     }
     *n = (size_t)rows;

@@ -33,7 +33,7 @@ static void env_put(char vars[][4096], int *n, const char *entry)
         snprintf(vars[(*n)++], 4096, "%s", entry);
 }
 
-static char **service_env(ingest_stack *s, int ops_port, bool uploader)
+static char **service_env(ingest_stack *s, int ops_port, const char *name)
 {
     static char vars[STACK_MAX_ENV][4096];
     static char *env[STACK_MAX_ENV + 1];
@@ -75,8 +75,12 @@ static char **service_env(ingest_stack *s, int ops_port, bool uploader)
     snprintf(vars[n++], 4096, "LIVEKIT_API_SECRET=livekit-test-secret-0123456789abcdef0123");
     for (int i = 0; i < 8 && s->extra_env[i]; i++)
         env_put(vars, &n, s->extra_env[i]);
+    bool uploader = name && strcmp(name, "r2-uploader") == 0;
+    bool muxer = name && strcmp(name, "muxer") == 0;
     for (int i = 0; uploader && i < 6 && s->uploader_env[i]; i++)
         env_put(vars, &n, s->uploader_env[i]);
+    for (int i = 0; muxer && i < 4 && s->muxer_env[i]; i++)
+        env_put(vars, &n, s->muxer_env[i]);
     for (int i = 0; i < n; i++)
         env[i] = vars[i];
     env[n] = NULL;
@@ -85,7 +89,7 @@ static char **service_env(ingest_stack *s, int ops_port, bool uploader)
 
 static char **stack_env(ingest_stack *s, int ops_port)
 {
-    return service_env(s, ops_port, false);
+    return service_env(s, ops_port, NULL);
 }
 
 pid_t stack_spawn(ingest_stack *s, const char *name, char *const argv[])
@@ -120,8 +124,7 @@ static pid_t start_service(ingest_stack *s, const char *name, int ops_port)
     snprintf(rel, sizeof rel, "services/%s/%s", name, name);
     char *bin = harness_build_path(rel);
     char *argv[] = {bin, NULL};
-    pid_t pid =
-        harness_spawn(s->h, name, argv, service_env(s, ops_port, strcmp(name, "r2-uploader") == 0));
+    pid_t pid = harness_spawn(s->h, name, argv, service_env(s, ops_port, name));
     free(bin);
     return pid;
 }
@@ -136,14 +139,28 @@ pid_t stack_start_store(ingest_stack *s)
     return s->store_pid = start_service(s, "chunk-store", s->store_ops_port);
 }
 
-pid_t stack_start_uploader(ingest_stack *s)
+/* Starts a worker service and waits until it runs: its /readyz may stay
+ * 503 when the env points it at a broken store, so /healthz. */
+static pid_t start_worker(ingest_stack *s, const char *name, int ops_port)
 {
     char url[64];
-    s->uploader_pid = start_service(s, "r2-uploader", s->uploader_ops_port);
-    snprintf(url, sizeof url, "http://127.0.0.1:%d/healthz", s->uploader_ops_port);
-    if (s->uploader_pid > 0 && harness_wait_http_status(url, 200, READY_TIMEOUT_MS) != 0)
+    pid_t pid = start_service(s, name, ops_port);
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/healthz", ops_port);
+    if (pid > 0 && harness_wait_http_status(url, 200, READY_TIMEOUT_MS) != 0)
         return -1;
+    return pid;
+}
+
+pid_t stack_start_uploader(ingest_stack *s)
+{
+    s->uploader_pid = start_worker(s, "r2-uploader", s->uploader_ops_port);
     return s->uploader_pid;
+}
+
+pid_t stack_start_muxer(ingest_stack *s)
+{
+    s->muxer_pid = start_worker(s, "muxer", s->muxer_ops_port);
+    return s->muxer_pid;
 }
 
 /* Swift's s3api in <dir>/swift (tests/harness/swift), with the bucket. */
@@ -276,6 +293,9 @@ int stack_start(ingest_stack *s, const char *test_name)
         return -1;
     if (s->with_uploader && stack_start_uploader(s) <= 0)
         return -1;
+    s->muxer_ops_port = harness_free_port();
+    if (s->with_muxer && stack_start_muxer(s) <= 0)
+        return -1;
     if (s->with_issuer &&
         ((s->issuer_pid = start_service(s, "token-issuer", s->issuer_ops_port)) <= 0 ||
          stack_wait_ready(s->issuer_ops_port, READY_TIMEOUT_MS) != 0 ||
@@ -314,6 +334,7 @@ int stack_stop(ingest_stack *s)
     int problems = 0;
     if (s->h == NULL)
         return 0;
+    problems += stack_stop_service(s, &s->muxer_pid, "muxer");
     problems += stack_stop_service(s, &s->uploader_pid, "r2-uploader");
     problems += stack_stop_service(s, &s->issuer_pid, "token-issuer");
     problems += stack_stop_service(s, &s->ingest_pid, "ingest-recorder");

@@ -38,6 +38,11 @@ typedef struct ingest_stack {
     pid_t uploader_pid;
     int uploader_ops_port;
     char swift_dir[512], swift_access_key[64], swift_secret_key[64];
+    /* the editor files (issue 6) */
+    bool with_muxer;          /* also start the muxer (needs with_uploader) */
+    const char *muxer_env[4]; /* "NAME=value" for the muxer only, replacing defaults */
+    pid_t muxer_pid;
+    int muxer_ops_port;
 } ingest_stack;
 
 /* Starts everything; 0 when both services are ready. */
@@ -53,6 +58,8 @@ pid_t stack_start_ingest(ingest_stack *s);
  * may stay 503 when the env points it at a broken store). */
 pid_t stack_start_uploader(ingest_stack *s);
 pid_t stack_start_store(ingest_stack *s);
+/* Starts the muxer with muxer_env and waits for its /healthz. */
+pid_t stack_start_muxer(ingest_stack *s);
 /* Waits for a service's /readyz to answer 200. */
 int stack_wait_ready(int ops_port, int timeout_ms);
 

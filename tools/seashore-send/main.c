@@ -47,6 +47,8 @@ static const char usage_text[] =
     "  --stats-json PATH     write statistics as JSON at exit\n"
     "  --give-up-after SEC   fail after SEC seconds of reconnecting (default 0: never)\n"
     "  --verbose             protocol events and libwebsockets warnings on stderr\n"
+    "  --capture-start US    the capture start to report (Unix microseconds, client clock;\n"
+    "                        default: now), e.g. to replay a recording at its real time\n"
     "  --help                this text\n"
     "Exit status: 0 every track ended, 1 a permanent error, 2 bad usage.\n";
 
@@ -284,6 +286,7 @@ enum {
     OPT_STATS_JSON,
     OPT_GIVE_UP,
     OPT_VERBOSE,
+    OPT_CAPTURE_START,
     OPT_HELP,
 };
 
@@ -304,6 +307,7 @@ static const struct option longopts[] = {
     {"stats-json", required_argument, NULL, OPT_STATS_JSON},
     {"give-up-after", required_argument, NULL, OPT_GIVE_UP},
     {"verbose", no_argument, NULL, OPT_VERBOSE},
+    {"capture-start", required_argument, NULL, OPT_CAPTURE_START},
     {"help", no_argument, NULL, OPT_HELP},
     {NULL, 0, NULL, 0},
 };
@@ -371,6 +375,11 @@ static int take_option(int c, send_opts *o, raw_args *r)
         return 0;
     case OPT_VERBOSE:
         o->verbose = true;
+        return 0;
+    case OPT_CAPTURE_START:
+        if (parse_uint("--capture-start", optarg, 1, INT64_MAX, &v) != 0)
+            return EXIT_USAGE;
+        o->capture_start_unix_us = (int64_t)v;
         return 0;
     case OPT_HELP:
         fputs(usage_text, stdout);

@@ -68,8 +68,9 @@ typedef struct send_opts {
     unsigned copies;
     bool progress, quiet, verbose;
     const char *stats_json;
-    unsigned give_up_after; /* seconds, 0 = never */
-    const char *file;       /* path, or "-" for stdin */
+    unsigned give_up_after;        /* seconds, 0 = never */
+    int64_t capture_start_unix_us; /* 0: the time sending starts */
+    const char *file;              /* path, or "-" for stdin */
 } send_opts;
 
 /* The input: bytes [0, avail) of fd are readable at any time; when eof is

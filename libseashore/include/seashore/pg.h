@@ -34,6 +34,9 @@ PGresult *ss_pg_query_bin(ss_pg *pg, const char *sql, int nparams, const char *c
                           const int *lengths, const int *formats, int result_format, char *errbuf,
                           size_t errlen) __attribute__((warn_unused_result));
 
+/* Copies the value at (row, col) into dst ("" for NULL), truncated to len. */
+void ss_pg_copy_value(const PGresult *r, int row, int col, char *dst, size_t len);
+
 /* The SQLSTATE of the last failed query on this connection ("" if none). */
 const char *ss_pg_last_sqlstate(const ss_pg *pg);
 

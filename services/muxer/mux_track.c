@@ -1,0 +1,290 @@
+/* mux_track.c -- TrackUploaded: the raw object in, the editor files out.
+ * Idempotent: a redelivered item makes the same files again under the same
+ * keys and overwrites the rows. */
+#include "muxer.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "mux_core.h"
+#include "mux_source.h"
+#include "seashore/log.h"
+#include "seashore/metrics.h"
+#include "seashore/v1/work.pb-c.h"
+
+static const struct {
+    const char *kind, *content_type;
+} kinds[MX_OUTPUT_KINDS] = {
+    {"webm", "video/webm"},
+    {"mp4", "video/mp4"},
+    {"wav", "audio/wav"},
+};
+
+/* One track's job: the message, the rows, the temporary files. */
+typedef struct mux_job {
+    const Seashore__V1__TrackUploaded *msg;
+    mx_track t;
+    int64_t zero_us, offset_us;
+    char paths[MX_OUTPUT_KINDS][600];
+    mx_result res;
+} mux_job;
+
+static ss_metric *m_tracks, *m_failed;
+
+static void metrics_init(void)
+{
+    static bool done;
+    if (done)
+        return;
+    done = true;
+    m_tracks = ss_metrics_counter("seashore_mux_tracks_total", "Tracks the muxer finished", NULL);
+    m_failed = ss_metrics_counter("seashore_mux_failed_outputs_total",
+                                  "Editor files that could not be made (reason recorded)", NULL);
+}
+
+static mx_output *job_output(mux_job *j, int k)
+{
+    return k == 0 ? &j->res.webm : k == 1 ? &j->res.mp4 : &j->res.wav;
+}
+
+static void notify_failed(const char *track_id, const char *message)
+{
+    Seashore__V1__UploadFailed f = SEASHORE__V1__UPLOAD_FAILED__INIT;
+    char subject[64];
+    uint8_t buf[1024];
+    f.track_id = (char *)track_id;
+    f.stage = "mux";
+    f.code = "MuxFailed";
+    f.message = (char *)message;
+    if (seashore__v1__upload_failed__get_packed_size(&f) > sizeof buf)
+        f.message = "the raw track cannot be read as media";
+    size_t n = seashore__v1__upload_failed__pack(&f, buf);
+    snprintf(subject, sizeof subject, "track.failed.%s", track_id);
+    natsConnection_Publish(mx.svc->nats.conn, subject, buf, (int)n);
+}
+
+static bool msg_valid(const Seashore__V1__TrackUploaded *m)
+{
+    return m != NULL && ss_uuid_valid(m->track_id) && ss_uuid_valid(m->session_id) &&
+           ss_uuid_valid(m->participant_id);
+}
+
+/* The track's row, retried while the database is unreachable. */
+static int track_load(mx_worker *wk, const char *track_id, mx_track *t)
+{
+    char err[256];
+    for (int attempt = 0; mx_db_track_load(wk->pg, track_id, t, err, sizeof err) != 0; attempt++)
+        if (ss_work_retry_sleep(&wk->w, attempt) != 0)
+            return -1;
+    return 0;
+}
+
+/* The track's place on the session timeline. */
+static int job_timeline(mx_worker *wk, mux_job *j)
+{
+    char err[256];
+    bool found = false;
+    for (int attempt = 0;
+         mx_db_session_zero(wk->pg, j->t.session_id, &j->zero_us, &found, err, sizeof err) != 0;
+         attempt++)
+        if (ss_work_retry_sleep(&wk->w, attempt) != 0)
+            return -1;
+    if (!found || !j->t.has_start)
+        j->zero_us = j->t.start_unix_us;
+    j->offset_us = j->t.has_start ? j->t.start_unix_us - j->zero_us : 0;
+    return 0;
+}
+
+/* Runs the FFmpeg core over the raw object. 0, 1 when the store failed
+ * transiently (retry the item), -1 when the input is not usable media. */
+static int job_transcode(mx_worker *wk, mux_job *j, char *err, size_t errlen)
+{
+    mx_s3_source src;
+    if (mx_s3_source_open(&src, wk->s3, j->t.raw_key, (size_t)mx.read_window, err, errlen) != 0) {
+        bool transient = src.last_error.transient || src.size == 0;
+        mx_s3_source_close(&src);
+        return transient ? 1 : -1;
+    }
+    mx_input in = {mx_s3_read, mx_s3_seek, &src, j->t.mime_type};
+    mx_options opt = {.transcode_video = mx.transcode, .wav_pad_us = j->offset_us};
+    int rc =
+        mx_make_outputs(&in, j->paths[0], j->paths[1], j->paths[2], &opt, &j->res, err, errlen);
+    bool store_failed = src.last_error.code[0] != '\0';
+    if (store_failed && src.last_error.transient)
+        rc = 1;
+    mx_s3_source_close(&src);
+    return rc;
+}
+
+/* Uploads one finished output and records it. 0, -1 (recorded failed), -2. */
+static int job_store_output(mx_worker *wk, mux_job *j, int k)
+{
+    mx_output *o = job_output(j, k);
+    char key[MX_KEY_MAX], err[512];
+    uint8_t sha[32];
+    uint64_t size = 0;
+    ss_s3_result res;
+    snprintf(key, sizeof key, "muxed/%s/%s/%s.%s", j->t.session_id, j->t.participant_id,
+             j->msg->track_id, kinds[k].kind);
+    int rc = o->state == MX_OUT_DONE
+                 ? mx_store_put_file(wk, key, j->paths[k], kinds[k].content_type, &size, sha, &res)
+                 : 0;
+    if (rc == -2)
+        return -2;
+    if (rc == -1) {
+        o->state = MX_OUT_FAILED;
+        snprintf(o->reason, sizeof o->reason, "upload to the store failed: %.60s: %.160s", res.code,
+                 res.message);
+    }
+    mx_output_row row = {kinds[k].kind,
+                         o->state == MX_OUT_DONE     ? "done"
+                         : o->state == MX_OUT_FAILED ? "failed"
+                                                     : "skipped",
+                         key,
+                         size,
+                         o->state == MX_OUT_DONE ? sha : NULL,
+                         o->duration_us,
+                         o->codecs,
+                         o->width,
+                         o->height,
+                         o->sample_rate,
+                         o->channels,
+                         o->reason,
+                         j->zero_us,
+                         j->offset_us};
+    for (int attempt = 0; mx_db_output_upsert(wk->pg, j->msg->track_id, &row, err, sizeof err) != 0;
+         attempt++)
+        if (ss_work_retry_sleep(&wk->w, attempt) != 0)
+            return -2;
+    if (o->state == MX_OUT_FAILED)
+        ss_series_inc(ss_metric_series(m_failed));
+    return 0;
+}
+
+static int job_paths(mux_job *j)
+{
+    for (int k = 0; k < MX_OUTPUT_KINDS; k++) {
+        snprintf(j->paths[k], sizeof j->paths[k], "%s/muxer-%s-XXXXXX", mx.tmp_dir,
+                 j->msg->track_id);
+        int fd = mkstemp(j->paths[k]);
+        if (fd < 0) {
+            j->paths[k][0] = '\0';
+            return -1;
+        }
+        close(fd);
+    }
+    return 0;
+}
+
+static void job_cleanup(mux_job *j)
+{
+    for (int k = 0; k < MX_OUTPUT_KINDS; k++)
+        if (j->paths[k][0])
+            unlink(j->paths[k]);
+}
+
+/* Outputs whose tracks were aligned to a later zero are made again. */
+static void realign_others(mx_worker *wk, mux_job *j)
+{
+    char(*ids)[37] = NULL, err[256];
+    int n = 0;
+    if (mx_db_tracks_to_realign(wk->pg, j->t.session_id, j->zero_us, &ids, &n, err, sizeof err) !=
+        0) {
+        ss_log_warn("cannot look for tracks to realign", "{s:s}", "error", err);
+        return;
+    }
+    for (int i = 0; i < n; i++)
+        if (strcmp(ids[i], j->msg->track_id) != 0 &&
+            mx_requeue_track(wk, ids[i], j->zero_us, err, sizeof err) != 0)
+            ss_log_warn("cannot requeue a track for realignment", "{s:s, s:s}", "track_id", ids[i],
+                        "error", err);
+    free(ids);
+}
+
+/* The steps after the files exist: rows, manifest, notices. */
+static ss_work_verdict job_finish(mx_worker *wk, mux_job *j)
+{
+    char err[512];
+    for (int k = 0; k < MX_OUTPUT_KINDS; k++)
+        if (job_store_output(wk, j, k) == -2)
+            return SS_WORK_ABANDON;
+    realign_others(wk, j);
+    for (int attempt = 0;; attempt++) {
+        int rc = mx_manifest_write(wk, j->t.session_id, err, sizeof err);
+        if (rc == 0)
+            break;
+        if (rc == -2 || ss_work_retry_sleep(&wk->w, attempt) != 0)
+            return SS_WORK_ABANDON;
+        ss_log_warn("cannot write the session manifest, retrying", "{s:s, s:s}", "session_id",
+                    j->t.session_id, "error", err);
+    }
+    char subject[64];
+    snprintf(subject, sizeof subject, "track.muxed.%s", j->msg->track_id);
+    natsConnection_Publish(mx.svc->nats.conn, subject, NULL, 0);
+    ss_series_inc(ss_metric_series(m_tracks));
+    ss_log_info("track muxed", "{s:s, s:s, s:s, s:s, s:I}", "track_id", j->msg->track_id, "webm",
+                j->res.webm.state == MX_OUT_DONE ? "done" : j->res.webm.reason, "mp4",
+                j->res.mp4.state == MX_OUT_DONE ? "done" : j->res.mp4.reason, "wav",
+                j->res.wav.state == MX_OUT_DONE ? "done" : j->res.wav.reason, "start_offset_us",
+                (long long)j->offset_us);
+    return SS_WORK_DONE;
+}
+
+static ss_work_verdict job_run(mx_worker *wk, mux_job *j)
+{
+    char err[512];
+    if (job_timeline(wk, j) != 0)
+        return SS_WORK_ABANDON;
+    if (job_paths(j) != 0) {
+        ss_log_error("cannot create temporary files", "{s:s}", "dir", mx.tmp_dir);
+        return SS_WORK_LATER;
+    }
+    int rc;
+    for (int attempt = 0; (rc = job_transcode(wk, j, err, sizeof err)) == 1; attempt++) {
+        ss_log_warn("reading the raw track failed, retrying", "{s:s, s:s}", "track_id",
+                    j->msg->track_id, "error", err);
+        if (ss_work_retry_sleep(&wk->w, attempt) != 0)
+            return SS_WORK_ABANDON;
+    }
+    if (rc == -1) { /* every output is FAILED with the reason */
+        ss_log_warn("raw track is not usable media; outputs failed", "{s:s, s:s}", "track_id",
+                    j->msg->track_id, "reason", err);
+        notify_failed(j->msg->track_id, err);
+    }
+    return job_finish(wk, j);
+}
+
+ss_work_verdict mx_handle_track(mx_worker *wk, const uint8_t *data, size_t len)
+{
+    mux_job j = {0};
+    ss_work_verdict v = SS_WORK_DONE;
+    metrics_init();
+    Seashore__V1__TrackUploaded *m = seashore__v1__track_uploaded__unpack(NULL, len, data);
+    if (!msg_valid(m)) {
+        ss_log_error("work item refused: not a valid TrackUploaded", NULL);
+        goto out;
+    }
+    j.msg = m;
+    if (track_load(wk, m->track_id, &j.t) != 0) {
+        v = SS_WORK_ABANDON;
+        goto out;
+    }
+    if (!j.t.found || strcmp(j.t.session_state, "deleting") == 0 ||
+        strcmp(j.t.session_state, "deleted") == 0) {
+        ss_log_info("track not muxed: gone or its session deleted", "{s:s}", "track_id",
+                    m->track_id);
+        goto out;
+    }
+    if (strcmp(j.t.state, "complete") != 0 || j.t.raw_key[0] == '\0') {
+        v = SS_WORK_LATER; /* the uploader's rows are not committed yet */
+        goto out;
+    }
+    v = job_run(wk, &j);
+out:
+    job_cleanup(&j);
+    seashore__v1__track_uploaded__free_unpacked(m, NULL);
+    return v;
+}

@@ -1,0 +1,115 @@
+/* muxer.h -- what the parts of the muxer service share (docs/muxer.md).
+ *
+ * Flow: TrackUploaded (work.mux) -> the raw object, read by ranged GETs
+ * (mux_source.c) -> the FFmpeg core (mux_core.h) writes WebM, MP4 and WAV
+ * to temporary files -> each uploaded to muxed/<session>/<participant>/
+ * <track>.<kind> (mux_store.c) -> outputs rows (mux_db.c) -> the session
+ * manifest (mux_manifest.c) -> track.muxed.<track>. SessionDelete removes
+ * the muxed objects and the manifest (mux_delete.c). */
+#ifndef MUXER_H
+#define MUXER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "seashore/ingest_token.h"
+#include "seashore/s3_client.h"
+#include "seashore/service.h"
+#include "seashore/work.h"
+
+#define MX_STREAM_WORK     "WORK"
+#define MX_STREAM_SESSIONS "SESSIONS"
+#define MX_CONSUMER_MUX    "muxer"
+#define MX_CONSUMER_DELETE "muxer"
+#define MX_KEY_MAX         512
+#define MX_OUTPUT_KINDS    3
+
+typedef struct mx_ctx {
+    ss_service *svc;
+    ss_s3_client *s3;
+    int64_t concurrency, ack_wait_ms, retry_max_ms, stall_timeout_ms;
+    int64_t read_window, part_size;
+    bool transcode;
+    const char *tmp_dir;
+} mx_ctx;
+
+extern mx_ctx mx;
+
+/* One worker thread's state. */
+typedef struct mx_worker {
+    ss_work_item w; /* first: the pool hands out &w */
+    ss_s3_conn *s3;
+    ss_pg *pg;
+    uint8_t *buf; /* part_size bytes, for uploads */
+} mx_worker;
+
+ss_work_verdict mx_handle_track(mx_worker *wk, const uint8_t *data, size_t len);
+ss_work_verdict mx_handle_session_delete(mx_worker *wk, const uint8_t *data, size_t len);
+
+/* ---- object store (mux_store.c) ---- */
+
+/* Uploads the file at path to key (multipart, mx.part_size parts through
+ * wk->buf), retrying transient failures; *size_out and sha256_out (32
+ * bytes) describe what was uploaded. 0, -1 failed for good (res), -2
+ * draining. */
+int mx_store_put_file(mx_worker *wk, const char *key, const char *path, const char *content_type,
+                      uint64_t *size_out, uint8_t *sha256_out, ss_s3_result *res);
+
+/* Uploads len bytes as key (one part). Same results. */
+int mx_store_put(mx_worker *wk, const char *key, const uint8_t *data, size_t len,
+                 const char *content_type, ss_s3_result *res);
+
+/* ---- PostgreSQL (mux_db.c) ---- */
+
+typedef struct mx_track {
+    bool found;
+    char session_id[SS_UUID_LEN + 1], participant_id[SS_UUID_LEN + 1];
+    char state[16], session_state[16], mime_type[256], raw_key[MX_KEY_MAX];
+    uint64_t total_bytes;
+    bool has_start;
+    int64_t start_unix_us; /* capture start + clock offset: server clock */
+} mx_track;
+
+int mx_db_track_load(ss_pg *pg, const char *track_id, mx_track *t, char *err, size_t errlen);
+
+/* The session's time zero: the earliest start of its tracks (server clock).
+ * *found false when no track has a start. */
+int mx_db_session_zero(ss_pg *pg, const char *session_id, int64_t *zero_us, bool *found, char *err,
+                       size_t errlen);
+
+/* What one output row gets. */
+typedef struct mx_output_row {
+    const char *kind;  /* webm, mp4, wav */
+    const char *state; /* done, failed, skipped */
+    const char *object_key;
+    uint64_t size;
+    const uint8_t *sha256; /* 32 bytes, or NULL */
+    int64_t duration_us;
+    const char *codecs;
+    int width, height, sample_rate, channels;
+    const char *failure_reason;
+    int64_t zero_unix_us, start_offset_us;
+} mx_output_row;
+
+int mx_db_output_upsert(ss_pg *pg, const char *track_id, const mx_output_row *o, char *err,
+                        size_t errlen);
+
+/* Tracks of the session whose outputs were aligned to a zero later than
+ * zero_us (they must be made again): an array of UUID strings, caller frees. */
+int mx_db_tracks_to_realign(ss_pg *pg, const char *session_id, int64_t zero_us, char (**ids)[37],
+                            int *n, char *err, size_t errlen);
+
+/* ---- session manifest (mux_manifest.c) ---- */
+
+/* Builds manifests/<session>.json from PostgreSQL, uploads it and records
+ * it in session_manifests. 0, -1 (err), -2 draining. */
+int mx_manifest_write(mx_worker *wk, const char *session_id, char *err, size_t errlen);
+
+/* ---- notices ---- */
+
+/* TrackUploaded again for track_id (msg id "<track>:realign:<zero>"), so
+ * its outputs are made against the new zero. */
+int mx_requeue_track(mx_worker *wk, const char *track_id, int64_t zero_us, char *err,
+                     size_t errlen);
+
+#endif

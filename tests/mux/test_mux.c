@@ -1,0 +1,142 @@
+/* test_mux.c -- the editor files through the whole pipeline: media made by
+ * ffmpeg, posted with seashore-send in 256 KiB chunks, uploaded by
+ * r2-uploader, muxed by the muxer (s3rver, nats-server, PostgreSQL):
+ *   - VP8/Opus WebM without duration or cues: a seekable WebM with the
+ *     input's frames, no MP4 (the reason names MUXER_TRANSCODE), a WAV;
+ *     every file's sha256 in PostgreSQL and the manifest matches the store;
+ *     the same item again gives the same files;
+ *   - H.264 in Matroska: an MP4 (avc1 + mp4a, moov before mdat);
+ *   - two participants 2.5 s apart, the later one muxed first: offsets of
+ *     2.5 s in the manifest, the later WAV made again with 2.5 s of silence;
+ *   - bytes that are not media: outputs failed with a reason, the raw
+ *     object kept, the muxer still serving. */
+#include "check.h"
+#include "mux_util.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define MEDIA_SECONDS 3.0 /* what mt_make_media makes */
+
+static ingest_stack stack = {
+    .with_uploader = true,
+    .with_muxer = true,
+    .extra_env = {"UPLOAD_PART_SIZE=5MiB"},
+};
+
+static void test_vp8_webm(void)
+{
+    char media[1024], track[37], out[1024];
+    CHECK_EQ_INT(mt_make_media(&stack, "vp8.webm",
+                               "-c:v libvpx -b:v 1M -c:a libopus -f webm -live 1", media,
+                               sizeof media),
+                 0);
+    CHECK_EQ_INT(mt_post(&stack, media, "video/webm;codecs=vp8,opus", 0, NULL, track), 0);
+    if (!CHECK(mt_wait_muxed(&stack, track, 120000)))
+        return;
+    CHECK(mt_output_state_is(&stack, track, "webm", "done"));
+    CHECK(mt_output_state_is(&stack, track, "wav", "done"));
+    CHECK(mt_output_state_is(&stack, track, "mp4", "skipped"));
+    CHECK(mt_output_reason_contains(&stack, track, "mp4", "MUXER_TRANSCODE"));
+
+    CHECK_EQ_INT(mt_fetch_output(&stack, track, "webm", out, sizeof out), 0);
+    CHECK(mt_duration_is(out, MEDIA_SECONDS, 1.0 / 30 + 0.03)); /* a frame, an Opus packet */
+    CHECK(mt_has_cues(out));
+    CHECK(mt_decodes_cleanly(out));
+    CHECK_EQ_INT(mt_video_frames(out), mt_video_frames(media));
+    CHECK_EQ_INT(mt_fetch_output(&stack, track, "wav", out, sizeof out), 0);
+    CHECK(mt_is_wav_48k(out));
+    CHECK(mt_manifest_lists(&stack, track));
+
+    char before[3][65], after[3][65];
+    mt_output_hashes(&stack, track, before);
+    CHECK_EQ_INT(mt_requeue(&stack, track, "again"), 0);
+    CHECK(mt_wait_updated(&stack, track, 120000));
+    mt_output_hashes(&stack, track, after);
+    for (int k = 0; k < 3; k++)
+        CHECK_EQ_STR(after[k], before[k]);
+}
+
+static void test_h264_mp4(void)
+{
+    char media[1024], track[37], out[1024];
+    CHECK_EQ_INT(mt_make_media(&stack, "h264.mkv",
+                               "-c:v libx264 -pix_fmt yuv420p -bsf:v h264_mp4toannexb -c:a libopus "
+                               "-f matroska",
+                               media, sizeof media),
+                 0);
+    CHECK_EQ_INT(mt_post(&stack, media, "video/x-matroska;codecs=avc1,opus", 0, NULL, track), 0);
+    if (!CHECK(mt_wait_muxed(&stack, track, 120000)))
+        return;
+    CHECK(mt_output_state_is(&stack, track, "mp4", "done"));
+    CHECK_EQ_INT(mt_fetch_output(&stack, track, "mp4", out, sizeof out), 0);
+    CHECK(mt_mp4_is_editor_ready(out));
+    CHECK(mt_decodes_cleanly(out));
+    CHECK_EQ_INT(mt_video_frames(out), mt_video_frames(media));
+}
+
+static void test_two_participants_aligned(void)
+{
+    char media[1024], first[37], second[37], wav_first[1024], wav_second[1024];
+    char sql[512], v[64];
+    int64_t t0 = (int64_t)time(NULL) * 1000000 - 60000000;
+    CHECK_EQ_INT(mt_make_media(&stack, "voice.ogg", "-vn -c:a libopus -f ogg", media, sizeof media),
+                 0);
+    /* The later participant is posted and muxed first: its WAV is made
+     * against its own start, then again once the earlier one arrives. */
+    CHECK_EQ_INT(mt_post(&stack, media, "audio/ogg;codecs=opus", t0 + 2500000,
+                         stack.other_participant_id, second),
+                 0);
+    if (!CHECK(mt_wait_muxed(&stack, second, 120000)))
+        return;
+    CHECK_EQ_INT(mt_post(&stack, media, "audio/ogg;codecs=opus", t0, NULL, first), 0);
+    if (!CHECK(mt_wait_muxed(&stack, first, 120000)))
+        return;
+    snprintf(sql, sizeof sql,
+             "SELECT timeline_zero_unix_us = (SELECT capture_start_unix_us + clock_offset_us "
+             "FROM tracks WHERE id = '%s') FROM outputs WHERE track_id = '%s' AND kind = 'wav'",
+             first, second);
+    CHECK(up_wait_sql(&stack, sql, "t", 120000, v, sizeof v));
+    int64_t off_first = mt_manifest_offset_us(&stack, first);
+    int64_t off_second = mt_manifest_offset_us(&stack, second);
+    CHECK_EQ_INT(off_first, 0);
+    CHECK(off_second >= 2490000 && off_second <= 2510000);
+    CHECK_EQ_INT(mt_fetch_output(&stack, first, "wav", wav_first, sizeof wav_first), 0);
+    CHECK_EQ_INT(mt_fetch_output(&stack, second, "wav", wav_second, sizeof wav_second), 0);
+    int64_t pad = mt_wav_samples(wav_second) - mt_wav_samples(wav_first);
+    int64_t want = off_second * 48000 / 1000000;
+    CHECK(pad >= want - 2 && pad <= want + 2);
+}
+
+static void test_not_media(void)
+{
+    char media[1024], track[37], sql[256], v[64];
+    CHECK_EQ_INT(up_make_media(&stack, "noise.webm", 300000, media, sizeof media), 0);
+    CHECK_EQ_INT(mt_post(&stack, media, "video/webm;codecs=vp8,opus", 0, NULL, track), 0);
+    if (!CHECK(mt_wait_muxed(&stack, track, 120000)))
+        return;
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM outputs WHERE track_id = '%s' AND state = 'failed' AND "
+             "failure_reason <> ''",
+             track);
+    CHECK(up_wait_sql(&stack, sql, "3", 1000, v, sizeof v));
+    CHECK(up_object_matches(&stack, track, media)); /* the raw object stays */
+}
+
+int main(void)
+{
+    if (stack_start(&stack, "test_mux") != 0) {
+        fprintf(stderr, "stack did not start\n");
+        stack_stop(&stack);
+        return 1;
+    }
+    TEST_RUN(test_not_media);
+    TEST_RUN(test_vp8_webm);
+    TEST_RUN(test_h264_mp4);
+    TEST_RUN(test_two_participants_aligned);
+    CHECK_EQ_INT(stack_stop(&stack), 0);
+    return check_finish();
+}
