@@ -24,6 +24,9 @@ APT_PACKAGES=(
     # a signature-verifying S3 server for the tests: OpenStack Swift's s3api
     # (tests/harness/swift/; tempauth needs memcached)
     python3-swift memcached
+    # a real browser: MediaRecorder output for the muxer's tests and the web
+    # pages' tests (driven by playwright-core; no browser is downloaded)
+    chromium
     # promtool, to check the Prometheus rules under deploy/ (the daemon is not
     # wanted: it is stopped if the package started it)
     prometheus

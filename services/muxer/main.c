@@ -1,6 +1,8 @@
 /* muxer -- remuxes a finished raw track into the editor files (seekable
  * WebM, MP4, WAV) and writes the session manifest (docs/muxer.md). */
+#include <libavutil/log.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "muxer.h"
 #include "seashore/drain.h"
@@ -30,6 +32,22 @@ static const ss_config_var muxer_vars[] = {
     {"MUXER_STALL_TIMEOUT", SS_CONFIG_DURATION, false, false, "30s", 1000, 600000, NULL,
      "a store request moving under 1 KiB/s for this long is cut and retried", &mx.stall_timeout_ms},
 };
+
+/* FFmpeg's warnings and errors as our JSON log lines (its own go to stderr
+ * as plain text); its informational chatter is dropped. */
+static void ffmpeg_log(void *avcl, int level, const char *fmt, va_list vl)
+{
+    char line[1024];
+    int print_prefix = 1;
+    if (level > AV_LOG_WARNING)
+        return;
+    av_log_format_line2(avcl, level, fmt, vl, line, sizeof line, &print_prefix);
+    line[strcspn(line, "\n")] = '\0';
+    if (level <= AV_LOG_ERROR)
+        ss_log_error("ffmpeg", "{s:s}", "message", line);
+    else
+        ss_log_warn("ffmpeg", "{s:s}", "message", line);
+}
 
 static int progress(void *arg)
 {
@@ -87,6 +105,7 @@ int main(int argc, char **argv)
                         muxer_vars, sizeof muxer_vars / sizeof muxer_vars[0]) != 0)
         return 1;
     mx.svc = &svc;
+    av_log_set_callback(ffmpeg_log);
     ss_s3_client_opts opts = {.connect_timeout_ms = 10000, .stall_timeout_ms = mx.stall_timeout_ms};
     if (ss_s3_client_new(&svc.s3, &opts, &mx.s3, err, sizeof err) != 0) {
         ss_log_error("cannot create the object store client", "{s:s}", "error", err);

@@ -376,22 +376,70 @@ static bool moov_first(const char *path)
     return moov >= 0 && mdat >= 0 && moov < mdat;
 }
 
+static void stream_codec(const char *path, const char *select, char *out, size_t len)
+{
+    char cmd[1200];
+    snprintf(cmd, sizeof cmd,
+             "ffprobe -v error -select_streams %s -show_entries stream=codec_name -of csv=p=0 "
+             "'%s'",
+             select, path);
+    if (run_line(cmd, out, len) != 0)
+        out[0] = '\0';
+}
+
 bool mt_mp4_is_editor_ready(const char *path)
 {
-    char cmd[1200], v[64] = "", a[64] = "";
-    snprintf(cmd, sizeof cmd,
-             "ffprobe -v error -select_streams v:0 -show_entries stream=codec_name -of csv=p=0 "
-             "'%s'",
-             path);
-    run_line(cmd, v, sizeof v);
-    snprintf(cmd, sizeof cmd,
-             "ffprobe -v error -select_streams a:0 -show_entries stream=codec_name -of csv=p=0 "
-             "'%s'",
-             path);
-    run_line(cmd, a, sizeof a);
+    char v[64], a[64];
+    stream_codec(path, "v:0", v, sizeof v);
+    stream_codec(path, "a:0", a, sizeof a);
     bool ok = strcmp(v, "h264") == 0 && strcmp(a, "aac") == 0 && moov_first(path);
     if (!ok)
         fprintf(stderr, "%s: video %s, audio %s, moov %s mdat\n", path, v, a,
                 moov_first(path) ? "before" : "not before");
     return ok;
+}
+
+bool mt_mp4_is_audio_ready(const char *path)
+{
+    char v[64], a[64];
+    stream_codec(path, "v:0", v, sizeof v);
+    stream_codec(path, "a:0", a, sizeof a);
+    bool ok = v[0] == '\0' && strcmp(a, "aac") == 0 && moov_first(path);
+    if (!ok)
+        fprintf(stderr, "%s: video '%s', audio %s, moov %s mdat\n", path, v, a,
+                moov_first(path) ? "before" : "not before");
+    return ok;
+}
+
+double mt_decoded_seconds(const char *path)
+{
+    char cmd[1200], line[128];
+    double first = -1, last = -1;
+    snprintf(cmd, sizeof cmd,
+             "ffprobe -v error -show_entries packet=pts_time,duration_time -of csv=p=0 '%s'", path);
+    FILE *p = popen(cmd, "r");
+    while (p && fgets(line, sizeof line, p)) {
+        char *comma = strchr(line, ',');
+        if (line[0] == 'N')
+            continue;
+        double pts = strtod(line, NULL),
+               dur = comma && comma[1] != 'N' ? strtod(comma + 1, NULL) : 0;
+        if (first < 0 || pts < first)
+            first = pts;
+        if (pts + dur > last)
+            last = pts + dur;
+    }
+    if (p)
+        pclose(p);
+    return first >= 0 ? last - first : -1;
+}
+
+int64_t mt_decoded_samples_48k(const char *path)
+{
+    char cmd[1200], out[64];
+    snprintf(cmd, sizeof cmd,
+             "ffmpeg -v error -nostdin -i '%s' -vn -ac 1 -ar 48000 -f s16le - | wc -c", path);
+    if (run_line(cmd, out, sizeof out) != 0)
+        return -1;
+    return strtoll(out, NULL, 10) / 2;
 }

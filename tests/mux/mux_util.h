@@ -55,5 +55,11 @@ bool mt_is_wav_48k(const char *path);
 int64_t mt_wav_samples(const char *path);
 /* H.264 + AAC, moov before mdat. */
 bool mt_mp4_is_editor_ready(const char *path);
+/* AAC only, moov before mdat. */
+bool mt_mp4_is_audio_ready(const char *path);
+/* The span of the input's packets (first start to last end), seconds. */
+double mt_decoded_seconds(const char *path);
+/* The input's audio decoded and resampled to 48 kHz: samples per channel. */
+int64_t mt_decoded_samples_48k(const char *path);
 
 #endif

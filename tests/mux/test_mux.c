@@ -5,7 +5,8 @@
  *     input's frames, no MP4 (the reason names MUXER_TRANSCODE), a WAV;
  *     every file's sha256 in PostgreSQL and the manifest matches the store;
  *     the same item again gives the same files;
- *   - H.264 in Matroska: an MP4 (avc1 + mp4a, moov before mdat);
+ *   - H.264 in Matroska, and fragmented MP4 with AAC: an MP4 (avc1 + mp4a,
+ *     moov before mdat); VP9 WebM: a seekable WebM;
  *   - two participants 2.5 s apart, the later one muxed first: offsets of
  *     2.5 s in the manifest, the later WAV made again with 2.5 s of silence;
  *   - bytes that are not media: outputs failed with a reason, the raw
@@ -78,6 +79,48 @@ static void test_h264_mp4(void)
     CHECK_EQ_INT(mt_video_frames(out), mt_video_frames(media));
 }
 
+static void test_vp9_webm(void)
+{
+    char media[1024], track[37], out[1024];
+    CHECK_EQ_INT(mt_make_media(&stack, "vp9.webm",
+                               "-c:v libvpx-vp9 -b:v 1M -deadline realtime -c:a libopus -f webm "
+                               "-live 1",
+                               media, sizeof media),
+                 0);
+    CHECK_EQ_INT(mt_post(&stack, media, "video/webm;codecs=vp9,opus", 0, NULL, track), 0);
+    if (!CHECK(mt_wait_muxed(&stack, track, 120000)))
+        return;
+    CHECK(mt_output_state_is(&stack, track, "mp4", "skipped"));
+    CHECK_EQ_INT(mt_fetch_output(&stack, track, "webm", out, sizeof out), 0);
+    CHECK(mt_duration_is(out, MEDIA_SECONDS, 1.0 / 30 + 0.03));
+    CHECK(mt_has_cues(out));
+    CHECK(mt_decodes_cleanly(out));
+    CHECK_EQ_INT(mt_video_frames(out), mt_video_frames(media));
+}
+
+/* Fragmented MP4 (empty moov, as Chromium and Safari record) with AAC. */
+static void test_fragmented_mp4(void)
+{
+    char media[1024], track[37], out[1024];
+    CHECK_EQ_INT(mt_make_media(&stack, "frag.mp4",
+                               "-c:v libx264 -pix_fmt yuv420p -c:a aac -movflags "
+                               "frag_keyframe+empty_moov+default_base_moof -f mp4",
+                               media, sizeof media),
+                 0);
+    CHECK_EQ_INT(mt_post(&stack, media, "video/mp4;codecs=avc1,mp4a.40.2", 0, NULL, track), 0);
+    if (!CHECK(mt_wait_muxed(&stack, track, 120000)))
+        return;
+    CHECK(mt_output_state_is(&stack, track, "webm", "skipped"));
+    CHECK_EQ_INT(mt_fetch_output(&stack, track, "mp4", out, sizeof out), 0);
+    CHECK(mt_mp4_is_editor_ready(out));
+    CHECK(mt_decodes_cleanly(out));
+    /* x264's B-frames start the video 2 frames late: the input's span */
+    CHECK(mt_duration_is(out, mt_decoded_seconds(media), 1.0 / 30));
+    CHECK_EQ_INT(mt_video_frames(out), mt_video_frames(media));
+    CHECK_EQ_INT(mt_fetch_output(&stack, track, "wav", out, sizeof out), 0);
+    CHECK(mt_is_wav_48k(out));
+}
+
 static void test_two_participants_aligned(void)
 {
     char media[1024], first[37], second[37], wav_first[1024], wav_second[1024];
@@ -136,6 +179,8 @@ int main(void)
     TEST_RUN(test_not_media);
     TEST_RUN(test_vp8_webm);
     TEST_RUN(test_h264_mp4);
+    TEST_RUN(test_vp9_webm);
+    TEST_RUN(test_fragmented_mp4);
     TEST_RUN(test_two_participants_aligned);
     CHECK_EQ_INT(stack_stop(&stack), 0);
     return check_finish();
