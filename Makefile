@@ -11,6 +11,7 @@
 #   make bench-ingest  the ingest benchmark (bench/ingest/run.sh $(BENCH_ARGS))
 #   make bench-token   the token benchmark (bench/token/run.sh $(BENCH_ARGS))
 #   make bench-upload  the upload benchmark (bench/upload/run.sh $(BENCH_ARGS))
+#   make bench-mux     the mux benchmark (bench/mux/run.sh $(BENCH_ARGS))
 
 JOBS ?= $(shell nproc)
 
@@ -57,7 +58,7 @@ clean:
 
 # The ingest benchmark; report in bench/results/. Options through BENCH_ARGS,
 # e.g. make bench-ingest BENCH_ARGS='--seconds 5 --scenarios "20x65536"'
-.PHONY: bench-ingest bench-token bench-upload
+.PHONY: bench-ingest bench-token bench-upload bench-mux
 bench-token:
 	bench/token/run.sh $(BENCH_ARGS)
 
@@ -66,3 +67,6 @@ bench-ingest:
 
 bench-upload:
 	bench/upload/run.sh $(BENCH_ARGS)
+
+bench-mux:
+	bench/mux/run.sh $(BENCH_ARGS)

@@ -49,14 +49,33 @@ int mt_make_media(ingest_stack *s, const char *name, const char *codec_args, cha
 }
 
 int mt_post(ingest_stack *s, const char *file, const char *mime, int64_t capture_start_us,
-            const char *participant_id, char *track_id)
+            const char *session_id, const char *participant_id, char *track_id)
 {
     char start[32];
     snprintf(start, sizeof start, "%" PRId64, capture_start_us);
     const char *extra[] = {"--mime", mime, capture_start_us ? "--capture-start" : NULL, start,
                            NULL};
-    pid_t pid = up_send_track(s, "send", file, 0, NULL, participant_id, extra, track_id);
+    pid_t pid = up_send_track(s, "send", file, 0, session_id, participant_id, extra, track_id);
     return pid > 0 ? up_send_wait(s, pid, 60000) : -1;
+}
+
+bool mt_wait_object_gone(ingest_stack *s, const char *key, int timeout_ms)
+{
+    ss_s3_client *c = stack_s3_client(s);
+    ss_s3_conn *conn = c ? ss_s3_conn_new(c) : NULL;
+    bool gone = false;
+    for (int waited = 0; conn && !gone && waited <= timeout_ms; waited += POLL_US / 1000) {
+        ss_s3_result res;
+        uint64_t size;
+        gone = ss_s3_head_object(conn, key, &size, NULL, &res) == -1 && res.http_status == 404;
+        if (!gone)
+            usleep(POLL_US);
+    }
+    ss_s3_conn_free(conn);
+    ss_s3_client_free(c);
+    if (!gone)
+        fprintf(stderr, "%s is still in the store after %d ms\n", key, timeout_ms);
+    return gone;
 }
 
 bool mt_wait_muxed(ingest_stack *s, const char *track_id, int timeout_ms)

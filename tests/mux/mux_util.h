@@ -14,10 +14,14 @@
 int mt_make_media(ingest_stack *s, const char *name, const char *codec_args, char *path_out,
                   size_t len);
 
-/* Posts file as a new track (capture_start_us 0: now; participant NULL:
- * the stack's) and waits for seashore-send; its exit status. */
+/* Posts file as a new track (capture_start_us 0: now; session and
+ * participant NULL: the stack's) and waits for seashore-send; its exit
+ * status. */
 int mt_post(ingest_stack *s, const char *file, const char *mime, int64_t capture_start_us,
-            const char *participant_id, char *track_id);
+            const char *session_id, const char *participant_id, char *track_id);
+
+/* The object is gone from the store (HEAD answers 404) within timeout_ms. */
+bool mt_wait_object_gone(ingest_stack *s, const char *key, int timeout_ms);
 
 /* All three outputs recorded and the manifest lists them. */
 bool mt_wait_muxed(ingest_stack *s, const char *track_id, int timeout_ms);

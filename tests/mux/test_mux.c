@@ -9,6 +9,7 @@
  *     moov before mdat); VP9 WebM: a seekable WebM;
  *   - two participants 2.5 s apart, the later one muxed first: offsets of
  *     2.5 s in the manifest, the later WAV made again with 2.5 s of silence;
+ *   - deleting the session removes its editor files and its manifest;
  *   - bytes that are not media: outputs failed with a reason, the raw
  *     object kept, the muxer still serving. */
 #include "check.h"
@@ -25,6 +26,7 @@
 static ingest_stack stack = {
     .with_uploader = true,
     .with_muxer = true,
+    .with_issuer = true,
     .extra_env = {"UPLOAD_PART_SIZE=5MiB"},
 };
 
@@ -35,7 +37,7 @@ static void test_vp8_webm(void)
                                "-c:v libvpx -b:v 1M -c:a libopus -f webm -live 1", media,
                                sizeof media),
                  0);
-    CHECK_EQ_INT(mt_post(&stack, media, "video/webm;codecs=vp8,opus", 0, NULL, track), 0);
+    CHECK_EQ_INT(mt_post(&stack, media, "video/webm;codecs=vp8,opus", 0, NULL, NULL, track), 0);
     if (!CHECK(mt_wait_muxed(&stack, track, 120000)))
         return;
     CHECK(mt_output_state_is(&stack, track, "webm", "done"));
@@ -69,7 +71,8 @@ static void test_h264_mp4(void)
                                "-f matroska",
                                media, sizeof media),
                  0);
-    CHECK_EQ_INT(mt_post(&stack, media, "video/x-matroska;codecs=avc1,opus", 0, NULL, track), 0);
+    CHECK_EQ_INT(mt_post(&stack, media, "video/x-matroska;codecs=avc1,opus", 0, NULL, NULL, track),
+                 0);
     if (!CHECK(mt_wait_muxed(&stack, track, 120000)))
         return;
     CHECK(mt_output_state_is(&stack, track, "mp4", "done"));
@@ -87,7 +90,7 @@ static void test_vp9_webm(void)
                                "-live 1",
                                media, sizeof media),
                  0);
-    CHECK_EQ_INT(mt_post(&stack, media, "video/webm;codecs=vp9,opus", 0, NULL, track), 0);
+    CHECK_EQ_INT(mt_post(&stack, media, "video/webm;codecs=vp9,opus", 0, NULL, NULL, track), 0);
     if (!CHECK(mt_wait_muxed(&stack, track, 120000)))
         return;
     CHECK(mt_output_state_is(&stack, track, "mp4", "skipped"));
@@ -107,7 +110,8 @@ static void test_fragmented_mp4(void)
                                "frag_keyframe+empty_moov+default_base_moof -f mp4",
                                media, sizeof media),
                  0);
-    CHECK_EQ_INT(mt_post(&stack, media, "video/mp4;codecs=avc1,mp4a.40.2", 0, NULL, track), 0);
+    CHECK_EQ_INT(mt_post(&stack, media, "video/mp4;codecs=avc1,mp4a.40.2", 0, NULL, NULL, track),
+                 0);
     if (!CHECK(mt_wait_muxed(&stack, track, 120000)))
         return;
     CHECK(mt_output_state_is(&stack, track, "webm", "skipped"));
@@ -130,12 +134,12 @@ static void test_two_participants_aligned(void)
                  0);
     /* The later participant is posted and muxed first: its WAV is made
      * against its own start, then again once the earlier one arrives. */
-    CHECK_EQ_INT(mt_post(&stack, media, "audio/ogg;codecs=opus", t0 + 2500000,
+    CHECK_EQ_INT(mt_post(&stack, media, "audio/ogg;codecs=opus", t0 + 2500000, NULL,
                          stack.other_participant_id, second),
                  0);
     if (!CHECK(mt_wait_muxed(&stack, second, 120000)))
         return;
-    CHECK_EQ_INT(mt_post(&stack, media, "audio/ogg;codecs=opus", t0, NULL, first), 0);
+    CHECK_EQ_INT(mt_post(&stack, media, "audio/ogg;codecs=opus", t0, NULL, NULL, first), 0);
     if (!CHECK(mt_wait_muxed(&stack, first, 120000)))
         return;
     snprintf(sql, sizeof sql,
@@ -154,11 +158,62 @@ static void test_two_participants_aligned(void)
     CHECK(pad >= want - 2 && pad <= want + 2);
 }
 
+/* Deleting a session through the API removes its editor files and its
+ * manifest from the store. */
+static void test_session_delete(void)
+{
+    char media[1024], track[37], sql[512], keys[4][512], v[64];
+    char *session = NULL, *participant = NULL, *host_id = NULL;
+    snprintf(sql, sizeof sql, "SELECT host_id FROM sessions WHERE id = '%s'", stack.session_id);
+    CHECK_EQ_INT(harness_pg_exec(&stack.pg, sql, &host_id), 0);
+    snprintf(sql, sizeof sql,
+             "INSERT INTO sessions (host_id, title) VALUES ('%s', 'doomed') RETURNING id", host_id);
+    CHECK_EQ_INT(harness_pg_exec(&stack.pg, sql, &session), 0);
+    snprintf(sql, sizeof sql,
+             "INSERT INTO participants (session_id, identity, role) VALUES ('%s', 'g', 'guest') "
+             "RETURNING id",
+             session);
+    CHECK_EQ_INT(harness_pg_exec(&stack.pg, sql, &participant), 0);
+    CHECK_EQ_INT(
+        mt_make_media(&stack, "doomed.ogg", "-vn -c:a libopus -f ogg", media, sizeof media), 0);
+    if (CHECK_EQ_INT(
+            mt_post(&stack, media, "audio/ogg;codecs=opus", 0, session, participant, track), 0) &&
+        CHECK(mt_wait_muxed(&stack, track, 120000))) {
+        int n = 0;
+        static const char *kinds[] = {"webm", "mp4", "wav"};
+        for (int k = 0; k < 3; k++) {
+            snprintf(sql, sizeof sql,
+                     "SELECT object_key FROM outputs WHERE track_id = '%s' AND kind = '%s' AND "
+                     "state = 'done'",
+                     track, kinds[k]);
+            if (up_sql(&stack, sql, keys[n], sizeof keys[n]) == 0 && keys[n][0])
+                n++;
+        }
+        CHECK_EQ_INT(n, 3); /* Opus: WebM, MP4 (AAC) and WAV */
+        snprintf(keys[n++], sizeof keys[0], "manifests/%s.json", session);
+        char *api_key = stack_api_key(&stack, "host@example.test");
+        snprintf(sql, sizeof sql,
+                 "curl -s -o /dev/null -w '%%{http_code}' -X DELETE -H 'Authorization: Bearer %s' "
+                 "'%s/v1/sessions/%s'",
+                 api_key ? api_key : "", stack.api_url, session);
+        FILE *f = popen(sql, "r");
+        CHECK(f != NULL && fgets(v, sizeof v, f) && strcmp(v, "202") == 0);
+        if (f)
+            pclose(f);
+        free(api_key);
+        for (int i = 0; i < n; i++)
+            CHECK(mt_wait_object_gone(&stack, keys[i], 60000));
+    }
+    free(session);
+    free(participant);
+    free(host_id);
+}
+
 static void test_not_media(void)
 {
     char media[1024], track[37], sql[256], v[64];
     CHECK_EQ_INT(up_make_media(&stack, "noise.webm", 300000, media, sizeof media), 0);
-    CHECK_EQ_INT(mt_post(&stack, media, "video/webm;codecs=vp8,opus", 0, NULL, track), 0);
+    CHECK_EQ_INT(mt_post(&stack, media, "video/webm;codecs=vp8,opus", 0, NULL, NULL, track), 0);
     if (!CHECK(mt_wait_muxed(&stack, track, 120000)))
         return;
     snprintf(sql, sizeof sql,
@@ -182,6 +237,7 @@ int main(void)
     TEST_RUN(test_vp9_webm);
     TEST_RUN(test_fragmented_mp4);
     TEST_RUN(test_two_participants_aligned);
+    TEST_RUN(test_session_delete);
     CHECK_EQ_INT(stack_stop(&stack), 0);
     return check_finish();
 }

@@ -94,7 +94,7 @@ static void test_chromium_recordings(void)
             continue;
         }
         fprintf(stderr, "-- %s\n", c->name);
-        if (!CHECK_EQ_INT(mt_post(&stack, media, c->mime, 0, NULL, track), 0) ||
+        if (!CHECK_EQ_INT(mt_post(&stack, media, c->mime, 0, NULL, NULL, track), 0) ||
             !CHECK(mt_wait_muxed(&stack, track, 120000)))
             continue;
         check_outputs(c, media, track);
