@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #define MEDIA_SECONDS 3.0 /* what mt_make_media makes */
 
@@ -123,6 +124,65 @@ static void test_fragmented_mp4(void)
     CHECK_EQ_INT(mt_video_frames(out), mt_video_frames(media));
     CHECK_EQ_INT(mt_fetch_output(&stack, track, "wav", out, sizeof out), 0);
     CHECK(mt_is_wav_48k(out));
+}
+
+/* Rewrites the Opus track's SamplingFrequency from 48000.0 to 44100.0,
+ * as Firefox labels its Opus. */
+static int label_44100(const char *path)
+{
+    static const unsigned char f48[] = {0xB5, 0x88, 0x40, 0xE7, 0x70, 0, 0, 0, 0, 0};
+    static const unsigned char f44[] = {0xB5, 0x88, 0x40, 0xE5, 0x88, 0x80, 0, 0, 0, 0};
+    size_t len = 0;
+    char *d = harness_read_file(path, &len);
+    int rc = -1;
+    for (size_t i = 0; d && i + sizeof f48 <= len && i < 4096; i++)
+        if (memcmp(d + i, f48, sizeof f48) == 0) {
+            memcpy(d + i, f44, sizeof f44);
+            FILE *f = fopen(path, "wb");
+            rc = f && fwrite(d, 1, len, f) == len ? 0 : -1;
+            if (f)
+                fclose(f);
+            break;
+        }
+    free(d);
+    return rc;
+}
+
+/* Firefox's Opus says 44.1 kHz (Opus is always 48 kHz inside): the WAV is
+ * 48 kHz with every sample. */
+static void test_opus_labelled_44100(void)
+{
+    char media[1024], track[37], out[1024];
+    CHECK_EQ_INT(
+        mt_make_media(&stack, "ff.webm", "-vn -c:a libopus -f webm -live 1", media, sizeof media),
+        0);
+    CHECK_EQ_INT(label_44100(media), 0);
+    CHECK_EQ_INT(mt_post(&stack, media, "audio/webm;codecs=opus", 0, NULL, NULL, track), 0);
+    if (!CHECK(mt_wait_muxed(&stack, track, 120000)))
+        return;
+    CHECK_EQ_INT(mt_fetch_output(&stack, track, "wav", out, sizeof out), 0);
+    CHECK(mt_is_wav_48k(out));
+    int64_t pad = mt_manifest_offset_us(&stack, track) * 48000 / 1000000;
+    int64_t got = mt_wav_samples(out) - pad;
+    CHECK(got >= 144000 - 960 && got <= 144000 + 960); /* 3 s at 48 kHz */
+}
+
+/* A recording whose browser died mid-cluster: the files hold what is there. */
+static void test_truncated_tail(void)
+{
+    char media[1024], track[37], out[1024];
+    CHECK_EQ_INT(mt_make_media(&stack, "cut.webm",
+                               "-c:v libvpx -b:v 1M -c:a libopus -f webm -live 1", media,
+                               sizeof media),
+                 0);
+    CHECK_EQ_INT(truncate(media, 200000), 0);
+    CHECK_EQ_INT(mt_post(&stack, media, "video/webm;codecs=vp8,opus", 0, NULL, NULL, track), 0);
+    if (!CHECK(mt_wait_muxed(&stack, track, 120000)))
+        return;
+    CHECK(mt_output_state_is(&stack, track, "webm", "done"));
+    CHECK_EQ_INT(mt_fetch_output(&stack, track, "webm", out, sizeof out), 0);
+    CHECK(mt_decodes_cleanly(out));
+    CHECK(mt_video_frames(out) > 0 && mt_video_frames(out) <= mt_video_frames(media));
 }
 
 static void test_two_participants_aligned(void)
@@ -236,6 +296,8 @@ int main(void)
     TEST_RUN(test_h264_mp4);
     TEST_RUN(test_vp9_webm);
     TEST_RUN(test_fragmented_mp4);
+    TEST_RUN(test_opus_labelled_44100);
+    TEST_RUN(test_truncated_tail);
     TEST_RUN(test_two_participants_aligned);
     TEST_RUN(test_session_delete);
     CHECK_EQ_INT(stack_stop(&stack), 0);
