@@ -387,10 +387,17 @@ static enum MHD_Result session_tracks(route_ctx *rc, const char *sid)
             "CASE WHEN "
             "t.state = 'complete' THEN json_build_object('object_key', 'raw/' || t.session_id "
             "|| '/' || t.participant_id || '/' || t.id || '.' || t.ext, 'size_bytes', "
-            "t.total_bytes) END, 'files', (SELECT coalesce(json_agg(json_build_object('kind', "
-            "o.kind, 'object_key', o.object_key, 'size_bytes', o.size_bytes, 'duration_us', "
-            "o.duration_us, 'codecs', o.codecs) ORDER BY o.kind), '[]') FROM outputs o WHERE "
-            "o.track_id = t.id AND o.state = 'done' AND o.object_key IS NOT NULL)) ORDER BY "
+            "t.total_bytes) END, 'start_offset_us', (SELECT o.start_offset_us FROM outputs o "
+            "WHERE o.track_id = t.id ORDER BY o.kind = 'wav' DESC LIMIT 1), 'outputs', (SELECT "
+            "coalesce(json_agg(json_build_object('kind', o.kind, 'state', o.state, "
+            "'failure_reason', o.failure_reason) ORDER BY o.kind), '[]') FROM outputs o WHERE "
+            "o.track_id = t.id), 'files', (SELECT coalesce(json_agg(json_build_object('kind', "
+            "o.kind, 'object_key', o.object_key, 'size_bytes', o.size_bytes, 'sha256', "
+            "encode(o.sha256, 'hex'), 'duration_us', o.duration_us, 'codecs', o.codecs, "
+            "'width', o.width, 'height', o.height, 'sample_rate', o.sample_rate, 'channels', "
+            "o.channels, 'start_offset_us', o.start_offset_us) ORDER BY o.kind), '[]') FROM "
+            "outputs o WHERE o.track_id = t.id AND o.state = 'done' AND o.object_key IS NOT "
+            "NULL)) ORDER BY "
             "t.created_at), '[]') FROM tracks t WHERE t.participant_id = p.id)) ORDER BY "
             "p.created_at), '[]') FROM participants p WHERE p.session_id = $1",
             1, params, &parts) != 0 ||
@@ -401,6 +408,63 @@ static enum MHD_Result session_tracks(route_ctx *rc, const char *sid)
     add_download_urls(parts);
     json_object_set_new(s, "participants", parts);
     return api_reply_json(rc->conn, MHD_HTTP_OK, s);
+}
+
+/* Presigned URLs for every object of a manifest (raw and outputs). */
+static void manifest_add_urls(json_t *m)
+{
+    time_t now = time(NULL);
+    size_t i, j, k;
+    json_t *p, *t, *o;
+    json_array_foreach(json_object_get(m, "participants"), i, p)
+    {
+        json_array_foreach(json_object_get(p, "tracks"), j, t)
+        {
+            json_t *raw = json_object_get(t, "raw");
+            const char *upload = json_string_value(json_object_get(raw, "upload_state"));
+            if (upload && strcmp(upload, "completed") == 0)
+                presign_into(raw, now);
+            json_array_foreach(json_object_get(t, "outputs"), k, o)
+            {
+                const char *state = json_string_value(json_object_get(o, "state"));
+                if (state && strcmp(state, "done") == 0)
+                    presign_into(o, now);
+            }
+        }
+    }
+}
+
+/* The muxer's session manifest (docs/muxer.md), with download URLs; the
+ * manifest object itself as "manifest_object". */
+static enum MHD_Result session_manifest(route_ctx *rc, const char *sid)
+{
+    json_t *s = NULL, *m = NULL;
+    if (own_session(rc, sid, &s) != 0)
+        return db_unavailable(rc);
+    bool found = s != NULL;
+    json_decref(s);
+    if (!found)
+        return not_found(rc, "session", sid);
+    const char *params[] = {sid};
+    if (query_json("SELECT json_build_object('manifest', manifest, 'object_key', object_key) "
+                   "FROM session_manifests WHERE session_id = $1",
+                   1, params, &m) != 0)
+        return db_unavailable(rc);
+    if (m == NULL)
+        return api_reply_error(rc->conn, MHD_HTTP_NOT_FOUND, "not_found",
+                               "session %s has no manifest yet: no track is muxed", sid);
+    json_t *manifest = json_incref(json_object_get(m, "manifest"));
+    json_t *object = json_pack("{s:O}", "object_key", json_object_get(m, "object_key"));
+    json_decref(m);
+    if (manifest == NULL || object == NULL) {
+        json_decref(manifest);
+        json_decref(object);
+        return db_unavailable(rc);
+    }
+    presign_into(object, time(NULL));
+    manifest_add_urls(manifest);
+    json_object_set_new(manifest, "manifest_object", object);
+    return api_reply_json(rc->conn, MHD_HTTP_OK, manifest);
 }
 
 /* ---- routing ---- */
@@ -447,6 +511,8 @@ static enum MHD_Result dispatch(route_ctx *rc, const char *method)
         return session_end(rc, sid);
     if (rc->nparts == 4 && get && is(rc, 3, "tracks"))
         return session_tracks(rc, sid);
+    if (rc->nparts == 4 && get && is(rc, 3, "manifest"))
+        return session_manifest(rc, sid);
     if (rc->nparts == 4 && post && is(rc, 3, "participants"))
         return participant_join(rc, sid);
     if (rc->nparts == 6 && post && is(rc, 3, "participants") && is(rc, 5, "ingest-token"))

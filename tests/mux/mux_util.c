@@ -244,6 +244,36 @@ bool mt_wait_updated(ingest_stack *s, const char *track_id, int timeout_ms)
     return up_wait_sql(s, sql, "3", timeout_ms, v, sizeof v);
 }
 
+json_t *mt_api_get(ingest_stack *s, const char *path, long *status)
+{
+    char cmd[2048], out[1024], *body = NULL;
+    size_t len = 0;
+    static char *api_key;
+    if (api_key == NULL)
+        api_key = stack_api_key(s, "host@example.test");
+    snprintf(out, sizeof out, "%s/api-body.json", harness_dir(s->h));
+    snprintf(cmd, sizeof cmd,
+             "curl -s -o '%s' -w '%%{http_code}' -H 'Authorization: Bearer %s' '%s%s'", out,
+             api_key ? api_key : "", s->api_url, path);
+    char code[16];
+    *status = run_line(cmd, code, sizeof code) == 0 ? strtol(code, NULL, 10) : -1;
+    body = harness_read_file(out, &len);
+    json_t *j = body ? json_loads(body, 0, NULL) : NULL;
+    free(body);
+    return j;
+}
+
+int mt_fetch_url(const char *url, const char *path, char *sha_hex)
+{
+    char cmd[4096], out[128];
+    snprintf(cmd, sizeof cmd, "curl -sf -o '%s' '%s' && sha256sum '%s'", path, url, path);
+    if (run_line(cmd, out, sizeof out) != 0 || strlen(out) < 64)
+        return -1;
+    memcpy(sha_hex, out, 64);
+    sha_hex[64] = '\0';
+    return 0;
+}
+
 static json_t *manifest_from_store(ingest_stack *s)
 {
     char key[128], path[1024], hex[65];

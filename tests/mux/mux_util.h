@@ -49,6 +49,13 @@ bool mt_manifest_lists(ingest_stack *s, const char *track_id);
 /* The track's start_offset_us in session_manifests (INT64_MIN if none). */
 int64_t mt_manifest_offset_us(ingest_stack *s, const char *track_id);
 
+/* GET path from the token-issuer as the stack's host; the JSON body or
+ * NULL (the status goes to *status). Caller json_decref()s. */
+struct json_t *mt_api_get(ingest_stack *s, const char *path, long *status);
+
+/* Downloads url (a presigned URL) to path; its sha256 (hex) or -1. */
+int mt_fetch_url(const char *url, const char *path, char *sha_hex);
+
 /* ffprobe / ffmpeg checks. */
 /* The file's duration is within tolerance_s of want_s. */
 bool mt_duration_is(const char *path, double want_s, double tolerance_s);

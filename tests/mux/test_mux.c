@@ -15,6 +15,7 @@
 #include "check.h"
 #include "mux_util.h"
 
+#include <jansson.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +24,8 @@
 #include <unistd.h>
 
 #define MEDIA_SECONDS 3.0 /* what mt_make_media makes */
+
+static char vp8_track[37]; /* test_vp8_webm's track, for test_editor_api */
 
 static ingest_stack stack = {
     .with_uploader = true,
@@ -41,6 +44,7 @@ static void test_vp8_webm(void)
     CHECK_EQ_INT(mt_post(&stack, media, "video/webm;codecs=vp8,opus", 0, NULL, NULL, track), 0);
     if (!CHECK(mt_wait_muxed(&stack, track, 120000)))
         return;
+    snprintf(vp8_track, sizeof vp8_track, "%s", track);
     CHECK(mt_output_state_is(&stack, track, "webm", "done"));
     CHECK(mt_output_state_is(&stack, track, "wav", "done"));
     CHECK(mt_output_state_is(&stack, track, "mp4", "skipped"));
@@ -62,6 +66,57 @@ static void test_vp8_webm(void)
     mt_output_hashes(&stack, track, after);
     for (int k = 0; k < 3; k++)
         CHECK_EQ_STR(after[k], before[k]);
+}
+
+/* The token-issuer's editor API: the manifest with download URLs that the
+ * store serves, and each track's offset and output states. */
+static void test_editor_api(void)
+{
+    char path[256], file[1024], sha[65], hashes[3][65];
+    long status = 0;
+    if (!CHECK(vp8_track[0]))
+        return;
+    snprintf(path, sizeof path, "/v1/sessions/%s/manifest", stack.session_id);
+    json_t *m = mt_api_get(&stack, path, &status), *p, *t, *o;
+    CHECK_EQ_INT(status, 200);
+    CHECK(json_string_value(json_object_get(json_object_get(m, "manifest_object"), "url")));
+    mt_output_hashes(&stack, vp8_track, hashes);
+    size_t i, j, k;
+    int fetched = 0;
+    json_array_foreach(json_object_get(m, "participants"), i, p)
+        json_array_foreach(json_object_get(p, "tracks"), j, t)
+    {
+        if (strcmp(json_string_value(json_object_get(t, "id")) ?: "", vp8_track) != 0)
+            continue;
+        json_array_foreach(json_object_get(t, "outputs"), k, o)
+        {
+            const char *url = json_string_value(json_object_get(o, "url"));
+            const char *kind = json_string_value(json_object_get(o, "kind"));
+            if (url == NULL || kind == NULL)
+                continue;
+            snprintf(file, sizeof file, "%s/api-%s", harness_dir(stack.h), kind);
+            CHECK_EQ_INT(mt_fetch_url(url, file, sha), 0);
+            CHECK_EQ_STR(sha, json_string_value(json_object_get(o, "sha256")) ?: "");
+            fetched++;
+        }
+    }
+    CHECK_EQ_INT(fetched, 2); /* webm and wav; the mp4 was skipped */
+    json_decref(m);
+    snprintf(path, sizeof path, "/v1/sessions/%s/tracks", stack.session_id);
+    json_t *tr = mt_api_get(&stack, path, &status);
+    CHECK_EQ_INT(status, 200);
+    bool seen = false;
+    json_array_foreach(json_object_get(tr, "participants"), i, p) json_array_foreach(
+        json_object_get(p, "tracks"), j,
+        t) if (strcmp(json_string_value(json_object_get(t, "track_id")) ?: "", vp8_track) == 0)
+    {
+        seen = true;
+        CHECK(json_is_integer(json_object_get(t, "start_offset_us")));
+        CHECK_EQ_INT(json_array_size(json_object_get(t, "outputs")), 3);
+        CHECK_EQ_INT(json_array_size(json_object_get(t, "files")), 2);
+    }
+    CHECK(seen);
+    json_decref(tr);
 }
 
 static void test_h264_mp4(void)
@@ -179,6 +234,7 @@ static void test_truncated_tail(void)
     CHECK_EQ_INT(mt_post(&stack, media, "video/webm;codecs=vp8,opus", 0, NULL, NULL, track), 0);
     if (!CHECK(mt_wait_muxed(&stack, track, 120000)))
         return;
+    snprintf(vp8_track, sizeof vp8_track, "%s", track);
     CHECK(mt_output_state_is(&stack, track, "webm", "done"));
     CHECK_EQ_INT(mt_fetch_output(&stack, track, "webm", out, sizeof out), 0);
     CHECK(mt_decodes_cleanly(out));
@@ -293,6 +349,7 @@ int main(void)
     }
     TEST_RUN(test_not_media);
     TEST_RUN(test_vp8_webm);
+    TEST_RUN(test_editor_api);
     TEST_RUN(test_h264_mp4);
     TEST_RUN(test_vp9_webm);
     TEST_RUN(test_fragmented_mp4);
