@@ -244,6 +244,27 @@ bool mt_wait_updated(ingest_stack *s, const char *track_id, int timeout_ms)
     return up_wait_sql(s, sql, "3", timeout_ms, v, sizeof v);
 }
 
+bool mt_wait_item_in_flight(ingest_stack *s, int timeout_ms)
+{
+    natsConnection *nc = NULL;
+    jsCtx *js = NULL;
+    bool seen = false;
+    if (natsConnection_ConnectTo(&nc, s->nats.url) == NATS_OK &&
+        natsConnection_JetStream(&js, nc, NULL) == NATS_OK)
+        for (int waited = 0; !seen && waited <= timeout_ms; waited += 5) {
+            jsConsumerInfo *ci = NULL;
+            jsErrCode jerr = 0;
+            if (js_GetConsumerInfo(&ci, js, "WORK", "muxer", NULL, &jerr) == NATS_OK)
+                seen = ci->NumAckPending > 0;
+            jsConsumerInfo_Destroy(ci);
+            if (!seen)
+                usleep(5000);
+        }
+    jsCtx_Destroy(js);
+    natsConnection_Destroy(nc);
+    return seen;
+}
+
 json_t *mt_api_get(ingest_stack *s, const char *path, long *status)
 {
     char cmd[2048], out[1024], *body = NULL;

@@ -49,6 +49,10 @@ bool mt_manifest_lists(ingest_stack *s, const char *track_id);
 /* The track's start_offset_us in session_manifests (INT64_MIN if none). */
 int64_t mt_manifest_offset_us(ingest_stack *s, const char *track_id);
 
+/* Polls the muxer's JetStream consumer until it holds an unacked item
+ * (one is being muxed); true if it did within timeout_ms. */
+bool mt_wait_item_in_flight(ingest_stack *s, int timeout_ms);
+
 /* GET path from the token-issuer as the stack's host; the JSON body or
  * NULL (the status goes to *status). Caller json_decref()s. */
 struct json_t *mt_api_get(ingest_stack *s, const char *path, long *status);

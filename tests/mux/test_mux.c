@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -32,6 +33,7 @@ static ingest_stack stack = {
     .with_muxer = true,
     .with_issuer = true,
     .extra_env = {"UPLOAD_PART_SIZE=5MiB"},
+    .muxer_env = {"MUXER_ACK_WAIT=3s"}, /* a killed muxer's item returns soon */
 };
 
 static void test_vp8_webm(void)
@@ -241,6 +243,34 @@ static void test_truncated_tail(void)
     CHECK(mt_video_frames(out) > 0 && mt_video_frames(out) <= mt_video_frames(media));
 }
 
+/* kill -9 while a track is being muxed: the item comes back after the ack
+ * wait and the restarted muxer makes the files. */
+static void test_kill_while_muxing(void)
+{
+    char media[1024], track[37], out[1024];
+    CHECK_EQ_INT(mt_make_media(&stack, "long.webm",
+                               "-t 20 -c:v libvpx -b:v 2M -deadline realtime -c:a libopus -f webm "
+                               "-live 1",
+                               media, sizeof media),
+                 0);
+    pid_t sender = up_send_track(&stack, "send-kill", media, 0, NULL, NULL,
+                                 (const char *const[]){"--mime", "video/webm", NULL}, track);
+    if (!CHECK(sender > 0))
+        return;
+    CHECK_EQ_INT(up_send_wait(&stack, sender, 60000), 0);
+    if (CHECK(mt_wait_item_in_flight(&stack, 60000))) {
+        CHECK_EQ_INT(harness_signal(stack.h, stack.muxer_pid, SIGKILL), 0);
+        harness_wait_exit(stack.h, stack.muxer_pid, 10000, NULL);
+        stack.muxer_pid = 0;
+        CHECK(stack_start_muxer(&stack) > 0);
+    }
+    if (!CHECK(mt_wait_muxed(&stack, track, 120000)))
+        return;
+    CHECK_EQ_INT(mt_fetch_output(&stack, track, "webm", out, sizeof out), 0);
+    CHECK(mt_decodes_cleanly(out));
+    CHECK_EQ_INT(mt_video_frames(out), mt_video_frames(media));
+}
+
 static void test_two_participants_aligned(void)
 {
     char media[1024], first[37], second[37], wav_first[1024], wav_second[1024];
@@ -355,6 +385,7 @@ int main(void)
     TEST_RUN(test_fragmented_mp4);
     TEST_RUN(test_opus_labelled_44100);
     TEST_RUN(test_truncated_tail);
+    TEST_RUN(test_kill_while_muxing);
     TEST_RUN(test_two_participants_aligned);
     TEST_RUN(test_session_delete);
     CHECK_EQ_INT(stack_stop(&stack), 0);
