@@ -5,6 +5,7 @@
 #   make build-asan    ASan + UBSan build in build-asan/
 #   make check         format-check, both builds, the tests (under ASan)
 #   make dev           the whole stack on loopback (scripts/dev.sh)
+#   make web           the studio's browser libraries into web/vendor/
 #   make format        clang-format -i the C sources
 #   make format-check  fail if any C source is not formatted
 #   make clean         remove the build directories
@@ -20,7 +21,7 @@ C_DIRS := $(wildcard libseashore services tools tests bench)
 FIND_C = find $(C_DIRS) \( -type d \( -name 'build*' -o -name node_modules \) -prune \) \
 	-o -type f \( -name '*.c' -o -name '*.h' \) -print0
 
-.PHONY: deps build build-asan check dev format format-check clean
+.PHONY: deps build build-asan check dev web format format-check clean
 
 deps:
 	scripts/install-deps.sh
@@ -37,6 +38,7 @@ build-asan:
 # the format check before the builds; ctest's summary ends the output.
 check:
 	$(MAKE) --no-print-directory deps
+	$(MAKE) --no-print-directory web
 	$(MAKE) --no-print-directory format-check
 	$(MAKE) --no-print-directory build
 	$(MAKE) --no-print-directory build-asan
@@ -44,8 +46,13 @@ check:
 
 dev:
 	$(MAKE) --no-print-directory deps
+	$(MAKE) --no-print-directory web
 	$(MAKE) --no-print-directory build
 	scripts/dev.sh
+
+# The studio's build step: browser libraries into web/vendor/.
+web:
+	scripts/web-build.sh
 
 format:
 	$(FIND_C) | xargs -0 -r clang-format -i

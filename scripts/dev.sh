@@ -275,12 +275,30 @@ wait_services_ready() {
     done
 }
 
+# A host API key for the studio's dashboard (.dev/dev-api-key), made again
+# when the database no longer knows it.
+ensure_dev_api_key() {
+    local f="$DEV_DIR/dev-api-key" status
+    if [ -s "$f" ]; then
+        status="$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $(cat "$f")" \
+            "http://127.0.0.1:$DEV_HTTP_PORT/v1/sessions" || true)"
+        [ "$status" = 200 ] && return 0
+    fi
+    log "creating a dev host API key (.dev/dev-api-key)"
+    (
+        umask 077
+        env DATABASE_URL="$DEV_DATABASE_URL" "$DEV_BUILD_DIR/services/token-issuer/token-issuer" \
+            create-api-key --email dev@localhost --name "make dev" >"$f.tmp" 2>>"$LOGS/token-issuer-cli.log"
+        mv "$f.tmp" "$f"
+    ) || die "could not create a dev API key (see $LOGS/token-issuer-cli.log)"
+}
+
 print_urls() {
     local name
     cat <<EOF
 
 Sea Shore dev stack is up (state and logs in .dev/):
-  studio page     http://127.0.0.1:$DEV_HTTP_PORT/
+  studio page     http://127.0.0.1:$DEV_HTTP_PORT/#key=$(cat "$DEV_DIR/dev-api-key")
   API (JSON)      http://127.0.0.1:$DEV_HTTP_PORT/
   ingest          $DEV_INGEST_URL
 EOF
@@ -353,6 +371,7 @@ main() {
         run_migrations
         start_services
         wait_services_ready
+        ensure_dev_api_key
         print_urls
     fi
 

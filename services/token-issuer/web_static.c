@@ -23,6 +23,7 @@ static const struct {
     {".png", "image/png"},
     {".ico", "image/x-icon"},
     {".wasm", "application/wasm"},
+    {".proto", "text/plain; charset=utf-8"},
 };
 
 static const char *content_type_of(const char *path)
