@@ -103,6 +103,17 @@ static enum MHD_Result not_found(route_ctx *rc, const char *what, const char *id
 }
 
 /* The session as its host sees it (with the invite token), or NULL. */
+/* The session object the host gets carries its guests' invite token. */
+static void add_invite_token(json_t *session)
+{
+    char tok[65];
+    const char *sid = json_string_value(json_object_get(session, "id"));
+    if (sid == NULL)
+        return;
+    invite_token(sid, tok);
+    json_object_set_new(session, "invite_token", json_string(tok));
+}
+
 static int own_session(route_ctx *rc, const char *sid, json_t **out)
 {
     const char *params[] = {sid, rc->caller.host_id};
@@ -110,11 +121,8 @@ static int own_session(route_ctx *rc, const char *sid, json_t **out)
                    "AND s.state <> 'deleted'",
                    2, params, out) != 0)
         return -1;
-    if (*out != NULL) {
-        char tok[65];
-        invite_token(sid, tok);
-        json_object_set_new(*out, "invite_token", json_string(tok));
-    }
+    if (*out != NULL)
+        add_invite_token(*out);
     return 0;
 }
 
@@ -150,6 +158,9 @@ static enum MHD_Result session_list(route_ctx *rc)
                    1, params, &list) != 0 ||
         list == NULL)
         return db_unavailable(rc);
+    size_t i;
+    json_t *session;
+    json_array_foreach(list, i, session) add_invite_token(session);
     return api_reply_json(rc->conn, MHD_HTTP_OK, json_pack("{s:o}", "sessions", list));
 }
 

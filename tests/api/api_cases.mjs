@@ -70,6 +70,8 @@ await run('create a session: SQL and HTML in the title stored and returned verba
   expect(g.status === 200 && g.json.title === nasty, g.text);
   const l = await call('GET', '/v1/sessions');
   expect(l.status === 200 && l.json.sessions.some((s) => s.id === session.id && s.title === nasty), l.text);
+  // the dashboard needs each session's guest link from the list
+  expect(l.json.sessions.find((s) => s.id === session.id).invite_token === session.invite_token, l.text);
 });
 
 await run('malformed JSON: 400 invalid_json with the parser position', async () => {

@@ -1,0 +1,351 @@
+// session.js -- the studio: local recording (StudioRecorder), its upload
+// progress, the participants' tracks, and the live call (LiveKit, optional:
+// recording never depends on it).
+
+import { getApiKey, getSession, getTracks } from '/lib/api.js';
+import { StudioRecorder, pickMimeType } from '/lib/recorder.js';
+import {
+  $, clearError, describeMediaError, el, formatBytes, initPage, loadJoin, mediaConstraints, params,
+  setBytes, setProgress, showError, stopStream, tokenGetter,
+} from '/lib/pages/common.js';
+
+const q = params();
+const sid = q.get('sid') || '';
+const pid = q.get('pid') || '';
+const join = sid && pid ? loadJoin(sid, pid) : null;
+const isHost = !!(join && join.role === 'host' && !join.invite && getApiKey());
+
+let stream = null;
+let recorder = null; // the current take
+let recording = false;
+const takes = new Map(); // trackId -> last progress detail (this page's takes)
+const busy = new Set(); // recorders still uploading
+let getToken = null;
+
+const STATE_TEXT = {
+  recording: 'Recording',
+  finishing: 'Finishing upload',
+  uploaded: 'Uploaded',
+};
+
+function devices() {
+  try {
+    return JSON.parse(sessionStorage.getItem('seashore.devices') || 'null') || {};
+  } catch {
+    return {};
+  }
+}
+
+async function openStream() {
+  const choice = devices();
+  try {
+    return await navigator.mediaDevices.getUserMedia(mediaConstraints(choice));
+  } catch (err) {
+    if (choice.cameraId === '') throw err;
+    if (err && err.name === 'OverconstrainedError') {
+      // the chosen device is gone: any camera and microphone
+      try {
+        return await navigator.mediaDevices.getUserMedia(mediaConstraints({ resolution: choice.resolution }));
+      } catch {
+        /* fall through to audio only */
+      }
+    }
+    const s = await navigator.mediaDevices.getUserMedia(mediaConstraints({ ...choice, cameraId: '' }));
+    showError(new Error(`${describeMediaError(err)} Recording audio only.`));
+    return s;
+  }
+}
+
+function setButtons() {
+  $('start').disabled = !stream || recording;
+  $('stop').disabled = !recording;
+}
+
+function showProgress(d) {
+  const state = $('rec-state');
+  state.dataset.state = d.state || '';
+  state.textContent = d.state === 'error' ? `Error: ${d.error || 'unknown error'}` : STATE_TEXT[d.state] || d.state || '';
+  state.closest('.rec-state').dataset.state = d.state || '';
+  setBytes($('recorded-bytes'), d.recordedBytes);
+  setBytes($('acked-bytes'), d.ackedBytes);
+  setBytes($('committed-bytes'), d.committedBytes);
+  setProgress($('progress-acked'), d.ackedBytes, d.recordedBytes);
+  setProgress($('progress-committed'), d.committedBytes, d.recordedBytes);
+  $('connection').textContent = d.connection || '';
+  $('connection').dataset.state = d.connection || '';
+  const st = d.storage;
+  const warn = $('storage-warning');
+  if (st && st.quota > 0) {
+    const ratio = st.usage / st.quota;
+    $('storage-info').textContent = ` · browser storage ${formatBytes(st.usage)} of ${formatBytes(st.quota)}${st.persisted ? ' (persistent)' : ''}`;
+    if (ratio > 0.8) {
+      warn.textContent = `Browser storage is ${Math.round(ratio * 100)}% full (${formatBytes(st.usage)} of ${formatBytes(st.quota)}). ` +
+        'Keep this page open until the upload catches up, and free disk space if you can.';
+      warn.hidden = false;
+    } else {
+      warn.hidden = true;
+    }
+  }
+}
+
+function onProgress(rec, e) {
+  const d = e.detail || {};
+  if (d.trackId) takes.set(d.trackId, d);
+  if (d.state === 'uploaded' || (d.state === 'error' && !recording)) busy.delete(rec);
+  if (rec === recorder) showProgress(d);
+  if (!isHost) renderOwnTracks();
+}
+
+async function startRecording() {
+  clearError();
+  if (!stream || recording) return;
+  $('start').disabled = true;
+  const rec = new StudioRecorder({
+    ingestUrl: join.ingest.url,
+    getToken,
+    stream,
+    mimeType: pickMimeType(stream),
+    timesliceMs: 1000,
+    sessionId: sid,
+    participantId: pid,
+  });
+  rec.addEventListener('progress', (e) => onProgress(rec, e));
+  try {
+    await rec.start();
+    recorder = rec;
+    recording = true;
+    busy.add(rec);
+    $('rec-state').textContent = 'Recording';
+    $('rec-state').dataset.state = 'recording';
+  } catch (err) {
+    showError(new Error(`Cannot start recording: ${err.message || err}`));
+  }
+  setButtons();
+  if (recording) $('stop').focus();
+}
+
+async function stopRecording() {
+  if (!recorder || !recording) return;
+  $('stop').disabled = true;
+  try {
+    await recorder.stop();
+  } catch (err) {
+    showError(new Error(`Stopping the recording failed: ${err.message || err}`));
+  }
+  recording = false;
+  const st = $('rec-state');
+  if (st.dataset.state === 'recording') {
+    st.textContent = 'Finishing upload';
+    st.dataset.state = 'finishing';
+  }
+  setButtons();
+  $('start').focus();
+}
+
+// --- participants panel ---
+
+function trackLine({ label, state, done, total, failure }) {
+  const bar = el('progress', { max: 1, value: 0 });
+  setProgress(bar, done, total);
+  bar.setAttribute('aria-label', `${label} upload`);
+  return el('div', { class: 'track-line' },
+    el('div', { class: 'row spread' },
+      el('span', {}, label),
+      el('span', { class: 'badge', dataset: { state } }, state)),
+    bar,
+    el('span', { class: 'small muted' }, `${formatBytes(done)} of ${total ? formatBytes(total) : '…'} saved`),
+    failure ? el('span', { class: 'small', role: 'alert' }, `Failure: ${failure}`) : null);
+}
+
+function renderOwnTracks() {
+  const me = el('div', { class: 'participant-block', dataset: { participantId: pid } },
+    el('h3', {}, `${join.display_name || 'You'} (you)`));
+  if (!takes.size) me.append(el('p', { class: 'muted small' }, 'No recording yet.'));
+  let n = 0;
+  for (const d of takes.values()) {
+    n++;
+    me.append(trackLine({
+      label: `Take ${n}`,
+      state: d.state,
+      done: d.committedBytes,
+      total: d.recordedBytes,
+      failure: d.error,
+    }));
+  }
+  $('participants').replaceChildren(me);
+}
+
+function renderTracks(reply) {
+  const parts = (reply && reply.participants) || [];
+  if (!parts.length) {
+    $('participants').replaceChildren(el('p', { class: 'muted' }, 'Nobody has joined yet.'));
+    return;
+  }
+  $('participants').replaceChildren(...parts.map((p) => {
+    const name = p.display_name || p.identity || p.participant_id;
+    const block = el('div', { class: 'participant-block', dataset: { participantId: p.participant_id } },
+      el('h3', {}, name, p.participant_id === pid ? ' (you)' : '',
+        el('span', { class: 'muted small' }, ` · ${p.role}`)));
+    const tracks = p.tracks || [];
+    if (!tracks.length) block.append(el('p', { class: 'muted small' }, 'No tracks yet.'));
+    tracks.forEach((t, i) => {
+      const local = takes.get(t.track_id);
+      const total = t.total_bytes ?? (local ? local.recordedBytes : null);
+      const done = t.committed_bytes ?? t.durable_bytes ?? 0;
+      const failure = t.failure || (t.upload && t.upload.error_message) || '';
+      const line = trackLine({
+        label: `${t.kind || 'track'} ${i + 1}`,
+        state: t.state,
+        done,
+        total: total ?? Math.max(done, t.durable_bytes || 0),
+        failure,
+      });
+      line.dataset.trackId = t.track_id;
+      block.append(line);
+    });
+    return block;
+  }));
+}
+
+async function pollTracks() {
+  try {
+    renderTracks(await getTracks(getApiKey(), sid));
+  } catch (err) {
+    console.warn('tracks poll failed', err);
+  } finally {
+    setTimeout(pollTracks, 2000);
+  }
+}
+
+// --- live call ---
+
+function setMode(text, live) {
+  const mode = $('mode');
+  mode.textContent = text;
+  mode.dataset.mode = live ? 'live' : 'recording-only';
+}
+
+async function startCall() {
+  const lk = join.livekit;
+  if (!lk || !lk.url) {
+    setMode('Recording only: no live call is configured (LIVEKIT_URL)', false);
+    return;
+  }
+  let room;
+  try {
+    const LK = await import('/vendor/livekit-client.esm.mjs');
+    const { Room, RoomEvent, Track } = LK;
+    room = new Room({
+      adaptiveStream: true,
+      dynacast: true,
+      publishDefaults: { simulcast: true, dtx: true },
+    });
+    const tiles = new Map(); // participant identity -> element
+    const tileFor = (participant) => {
+      let tile = tiles.get(participant.identity);
+      if (!tile) {
+        tile = el('div', { class: 'remote', dataset: { identity: participant.identity } },
+          el('span', { class: 'name' }, participant.name || participant.identity));
+        tiles.set(participant.identity, tile);
+        $('call').append(tile);
+      }
+      return tile;
+    };
+    room.on(RoomEvent.TrackSubscribed, (track, _pub, participant) => {
+      const media = track.attach();
+      if (track.kind === Track.Kind.Video) {
+        media.setAttribute('playsinline', '');
+        media.setAttribute('aria-label', `${participant.name || participant.identity}'s camera`);
+        tileFor(participant).prepend(media);
+      } else {
+        media.hidden = true;
+        tileFor(participant).append(media);
+      }
+    });
+    room.on(RoomEvent.TrackUnsubscribed, (track) => {
+      for (const m of track.detach()) m.remove();
+    });
+    room.on(RoomEvent.ParticipantDisconnected, (participant) => {
+      tiles.get(participant.identity)?.remove();
+      tiles.delete(participant.identity);
+    });
+    room.on(RoomEvent.Reconnecting, () => setMode('Live call: reconnecting… (recording continues)', true));
+    room.on(RoomEvent.Reconnected, () => setMode('Live call connected', true));
+    room.on(RoomEvent.Disconnected, () => {
+      setMode('Live call disconnected. Recording is not affected.', false);
+      $('call').replaceChildren();
+      tiles.clear();
+    });
+    let timer;
+    await Promise.race([
+      room.connect(lk.url, lk.token),
+      new Promise((_, reject) => { timer = setTimeout(() => reject(new Error('timed out after 5 s')), 5000); }),
+    ]).finally(() => clearTimeout(timer));
+    setMode('Live call connected', true);
+    // Publish clones so that the call can never stop or mute the recorded tracks.
+    for (const t of stream ? stream.getTracks() : []) {
+      const source = t.kind === 'video' ? Track.Source.Camera : Track.Source.Microphone;
+      await room.localParticipant.publishTrack(t.clone(), { simulcast: true, dtx: true, source });
+    }
+    addEventListener('pagehide', () => room.disconnect());
+  } catch (err) {
+    console.warn('live call failed', err);
+    try {
+      room?.disconnect();
+    } catch {
+      /* ignore */
+    }
+    setMode(`Recording only: the live call failed (${err.message || err}). Recording still works.`, false);
+  }
+}
+
+// --- page ---
+
+async function main() {
+  initPage();
+  setButtons();
+  if (!join) {
+    showError(new Error('This browser has not joined this session: open the invite link (greenroom) first.'));
+    setMode('Not joined.', false);
+    return;
+  }
+  getToken = tokenGetter(join);
+  $('page-title').textContent = `Studio: ${join.display_name || 'you'}`;
+  if (isHost) {
+    const link = $('downloads-link');
+    link.href = `downloads.html?sid=${encodeURIComponent(sid)}`;
+    link.hidden = false;
+    getSession(getApiKey(), sid).then((s) => {
+      if (s && s.title) $('session-name').textContent = s.title;
+    }).catch(() => {});
+  }
+  $('start').addEventListener('click', startRecording);
+  $('stop').addEventListener('click', stopRecording);
+  addEventListener('beforeunload', (e) => {
+    if (recording || busy.size) {
+      e.preventDefault();
+      e.returnValue = '';
+    }
+  });
+
+  if (isHost) pollTracks();
+  else renderOwnTracks();
+
+  try {
+    stream = await openStream();
+    const v = $('self-view');
+    v.srcObject = stream;
+    v.play().catch(() => {});
+    if (!stream.getVideoTracks().length) v.setAttribute('aria-label', 'Audio only: no camera');
+  } catch (err) {
+    showError(new Error(describeMediaError(err)));
+  }
+  setButtons();
+  startCall();
+}
+
+addEventListener('pagehide', () => {
+  if (!recording) stopStream(stream);
+});
+
+main();
