@@ -27,6 +27,8 @@ APT_PACKAGES=(
     # a real browser: MediaRecorder output for the muxer's tests and the web
     # pages' tests (driven by playwright-core; no browser is downloaded)
     chromium
+    # fuzzing: clang with libFuzzer (tests/fuzz/, scripts/fuzz.sh)
+    clang libclang-rt-14-dev
     # promtool, to check the Prometheus rules under deploy/ (the daemon is not
     # wanted: it is stopped if the package started it)
     prometheus

@@ -49,11 +49,13 @@ const errCode = (r) => r.json && r.json.error && r.json.error.code;
 const nasty = `<script>alert("x")</script>'; DROP TABLE sessions; --  ünïcødé`;
 let session;
 
+// bad-input: token-issuer API | no `Authorization` header | 401 `unauthorized`, the message names the header | none
 await run('no credentials: 401 naming the missing header', async () => {
   const r = await call('GET', '/v1/sessions', { key: null });
   expect(r.status === 401 && errCode(r) === 'unauthorized' && /Authorization/.test(r.json.error.message), r.text);
 });
 
+// bad-input: token-issuer API | malformed, unknown or altered API key | 401 `unauthorized` | none
 await run('bad credentials: malformed and unknown keys get 401', async () => {
   for (const key of ['nonsense', 'ssk_00000000_' + '0'.repeat(40), KEY.slice(0, -1) + (KEY.endsWith('a') ? 'b' : 'a')]) {
     const r = await call('GET', '/v1/sessions', { key });
@@ -61,6 +63,7 @@ await run('bad credentials: malformed and unknown keys get 401', async () => {
   }
 });
 
+// bad-input: token-issuer API | SQL and HTML in a session title | 201; stored and returned verbatim, never executed or rendered | stored as given
 await run('create a session: SQL and HTML in the title stored and returned verbatim', async () => {
   const r = await call('POST', '/v1/sessions', { body: { title: nasty } });
   expect(r.status === 201 && r.json.title === nasty && r.json.state === 'open', r.text);
@@ -74,6 +77,7 @@ await run('create a session: SQL and HTML in the title stored and returned verba
   expect(l.json.sessions.find((s) => s.id === session.id).invite_token === session.invite_token, l.text);
 });
 
+// bad-input: token-issuer API | malformed JSON body, or JSON that is not an object | 400 `invalid_json` with the parser's line and column | none
 await run('malformed JSON: 400 invalid_json with the parser position', async () => {
   const r = await call('POST', '/v1/sessions', { raw: '{"title": "x",' });
   expect(r.status === 400 && errCode(r) === 'invalid_json' && /line 1/.test(r.json.error.message), r.text);
@@ -81,11 +85,13 @@ await run('malformed JSON: 400 invalid_json with the parser position', async () 
   expect(a.status === 400 && errCode(a) === 'invalid_json', a.text);
 });
 
+// bad-input: token-issuer API | request body over 65536 bytes | 413 `too_large` naming the limit | none
 await run('body over the limit: 413', async () => {
   const r = await call('POST', '/v1/sessions', { raw: JSON.stringify({ title: 'x'.repeat(70000) }) });
   expect(r.status === 413 && errCode(r) === 'too_large' && /65536/.test(r.json.error.message), r.text);
 });
 
+// bad-input: token-issuer API | field of the wrong type or over its length limit | 400 `invalid_field` naming the field and the limit | none
 await run('wrong types: 400 naming the field and the limit', async () => {
   for (const body of [{ title: 5 }, { title: ['a'] }, { title: 'x'.repeat(201) }]) {
     const r = await call('POST', '/v1/sessions', { body });
@@ -93,6 +99,7 @@ await run('wrong types: 400 naming the field and the limit', async () => {
   }
 });
 
+// bad-input: token-issuer API | id in the path that is not a lowercase UUID; unknown id | 400 `invalid_id`; 404 `not_found` | none
 await run('ids that are not UUIDs: 400 invalid_id; unknown ids: 404', async () => {
   for (const id of ['123', 'DROP%20TABLE', randomUUID().toUpperCase()]) {
     const r = await call('GET', `/v1/sessions/${id}`);
@@ -102,6 +109,7 @@ await run('ids that are not UUIDs: 400 invalid_id; unknown ids: 404', async () =
   expect(r.status === 404 && errCode(r) === 'not_found', r.text);
 });
 
+// bad-input: token-issuer API | another host's session id | 404, as if it did not exist | none; the other host's data untouched
 await run("another host's session: 404, as if it did not exist", async () => {
   for (const [m, p] of [['GET', ''], ['GET', '/tracks'], ['POST', '/end'], ['DELETE', '']]) {
     const r = await call(m, `/v1/sessions/${session.id}${p}`, { key: env.OTHER_API_KEY });
@@ -111,6 +119,7 @@ await run("another host's session: 404, as if it did not exist", async () => {
   expect(l.status === 200 && !l.json.sessions.some((s) => s.id === session.id), l.text);
 });
 
+// bad-input: token-issuer static files | path traversal (`..`, encoded `%2e%2e`, `%2f`) | 4xx, nothing outside the web root is served | none
 await run('path traversal: never outside the web root or the API', async () => {
   for (const p of ['/../../../../etc/passwd', '/%2e%2e/%2e%2e/etc/passwd', '/..%2f..%2fetc%2fpasswd', '/v1/sessions/..%2f..%2f..%2fetc%2fpasswd', '/v1/../../etc/passwd']) {
     const r = await rawGet(p);
@@ -134,6 +143,7 @@ await run('join as the host: participant, ingest token (accepted by ingest-recor
   c.close();
 });
 
+// bad-input: LiveKit token | token signed with another secret | refused by livekit-server-sdk's verifier | none
 await run('LiveKit token signed with another secret is refused by the SDK verifier', async () => {
   const v = new TokenVerifier(env.LIVEKIT_API_KEY, 'another-secret-0123456789abcdef0123456789');
   let refused = false;
@@ -141,6 +151,7 @@ await run('LiveKit token signed with another secret is refused by the SDK verifi
   expect(refused, 'verified with the wrong secret');
 });
 
+// bad-input: token-issuer API | wrong invite token for a guest join | 404 `not_found` | no participant created
 await run('join as a guest with the invite token (no API key); a wrong invite is 404', async () => {
   const r = await call('POST', `/v1/sessions/${session.id}/participants`, { key: null, body: { invite: session.invite_token, display_name: 'Guest' } });
   expect(r.status === 201 && r.json.role === 'guest' && r.json.ingest.token, r.text);
@@ -190,6 +201,7 @@ await run("editors' listing: finished files get presigned download URLs that the
   expect(wav && (await (await fetch(wav.url)).text()) === 'RIFF', JSON.stringify(t.files));
 });
 
+// bad-input: token-issuer API | joining a session that has ended | 409 `conflict` | none
 await run('end a session: state ended; joining it afterwards is 409', async () => {
   const r = await call('POST', `/v1/sessions/${session.id}/end`);
   expect(r.status === 200 && r.json.state === 'ended' && r.json.ended_at, r.text);
@@ -202,6 +214,7 @@ await run('delete a session: 202, state deleting (the other services clean up)',
   expect(r.status === 202 && r.json.state === 'deleting', r.text);
 });
 
+// bad-input: token-issuer API | more requests per second than `API_RATE_LIMIT` from one key | 429 `rate_limited` with `Retry-After`; other keys unaffected | none
 await run('too many requests from one key: 429 with Retry-After; fine again after waiting', async () => {
   const key = env.RATE_API_KEY;
   const results = [];
@@ -233,6 +246,7 @@ await run('Clerk session token: verified offline with CLERK_JWT_KEY; the user be
   expect(other.status === 404, 'an API-key host sees the Clerk host session');
 });
 
+// bad-input: token-issuer auth | Clerk JWT expired, wrongly signed, or HS256 "signed" with the public key (alg confusion) | 401 `unauthorized` | none
 await run('Clerk: expired, wrongly signed and alg-confused tokens get 401', async () => {
   const expired = await call('GET', '/v1/sessions', { key: clerkToken({ iat: Math.floor(Date.now() / 1000) - 7200 }, { expiresIn: -3600 }) });
   expect(expired.status === 401 && /expired/.test(expired.json.error.message), expired.text);
@@ -269,6 +283,7 @@ await run('Clerk webhook (Svix-signed by the svix package): user.created and use
   expect(c.status === 200 && c.json.ignored, JSON.stringify(c));
 });
 
+// bad-input: Clerk webhook | bad Svix signature, or a timestamp over 5 min old | 401 | no host created or changed
 await run('Clerk webhook: a bad signature or an old timestamp is 401 and changes nothing', async () => {
   const bad = await sendHook(userEvent('user.updated', 'Ada'), { tamper: true });
   expect(bad.status === 401 && /signature/.test(bad.json.error.message), JSON.stringify(bad));
@@ -291,6 +306,7 @@ await run('docs/api.md: every documented route answers (none is "no route")', as
   }
 });
 
+// bad-input: token-issuer API | unknown route or method | 404 `not_found` naming the method | none
 await run('unknown route and method: 404', async () => {
   const r = await call('PUT', '/v1/sessions');
   expect(r.status === 404, r.text);

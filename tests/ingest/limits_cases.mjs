@@ -34,6 +34,7 @@ await run('max_inflight: a client sending 20 chunks at once is slowed by flow co
   await c.waitClosed();
 });
 
+// bad-input: ingest websocket | a silent connection (no frame for `IDLE_TIMEOUT`) | dropped (1006) | none
 await run('idle timeout: a silent connection is dropped; one that pings stays', async () => {
   const [silent] = await open(URL, token(), randomUUID());
   const [pinger] = await open(URL, token(), randomUUID());
@@ -49,6 +50,7 @@ await run('idle timeout: a silent connection is dropped; one that pings stays', 
   await pinger.waitClosed();
 });
 
+// bad-input: ingest websocket | connections over `MAX_CONNECTIONS` | `BACK_PRESSURE` (retryable), close 1013 | none
 await run('max connections: the 5th gets BACK_PRESSURE and close 1013; a slot freed is usable', async () => {
   const held = [];
   for (let i = 0; i < 4; i++) {
@@ -72,6 +74,7 @@ await run('max connections: the 5th gets BACK_PRESSURE and close 1013; a slot fr
   await sleep(300);
 });
 
+// bad-input: ingest websocket | chunks while the chunk log is full | `BACK_PRESSURE` (retryable, `retry_after_ms`), connection stays open | nothing acked is lost
 await run('full chunk log: BACK_PRESSURE (retryable, connection open), nothing acked is lost', async () => {
   const t = randomUUID();
   const [c] = await open(URL, token(), t);

@@ -122,6 +122,7 @@ await run('reconnect to an ended track: Welcome resume_seq = count, then Ended; 
   c.close();
 });
 
+// bad-input: ingest websocket | a chunk after the track ended | `TRACK_ENDED`, close 1008 | the ended track unchanged
 await run('chunk after End: TRACK_ENDED, close 1008', async () => {
   const [c] = await open(URL, token(), doneTrack);
   c.send(chunk(5, randomBytes(100)));
@@ -146,6 +147,7 @@ await run('resume: reconnect in the middle resumes at the first chunk not durabl
   expect((await readTrack(t)).equals(Buffer.concat(p)), 'read back differs');
 });
 
+// bad-input: ingest websocket | a binary message that is not protobuf | `BAD_FRAME`, close 1002 | none
 await run('not protobuf: BAD_FRAME, close 1002', async () => {
   const c = new Conn(URL);
   await c.opened;
@@ -153,6 +155,7 @@ await run('not protobuf: BAD_FRAME, close 1002', async () => {
   await expectError(c, ErrorCode.ERROR_CODE_BAD_FRAME, 1002);
 });
 
+// bad-input: ingest websocket | a text websocket message | `BAD_FRAME`, close 1002 | none
 await run('text message: BAD_FRAME, close 1002', async () => {
   const c = new Conn(URL);
   await c.opened;
@@ -160,6 +163,7 @@ await run('text message: BAD_FRAME, close 1002', async () => {
   await expectError(c, ErrorCode.ERROR_CODE_BAD_FRAME, 1002);
 });
 
+// bad-input: ingest websocket | a truncated protobuf frame | `BAD_FRAME`, close 1002 | none
 await run('truncated frame: BAD_FRAME, close 1002', async () => {
   const c = new Conn(URL);
   await c.opened;
@@ -168,6 +172,7 @@ await run('truncated frame: BAD_FRAME, close 1002', async () => {
   await expectError(c, ErrorCode.ERROR_CODE_BAD_FRAME, 1002);
 });
 
+// bad-input: ingest websocket | a websocket message over max_chunk_bytes + 16 KiB | `FRAME_TOO_LARGE`, close 1009 | none
 await run('frame over the size limit: FRAME_TOO_LARGE, close 1009', async () => {
   const t = randomUUID();
   const [c] = await open(URL, token(), t);
@@ -176,12 +181,14 @@ await run('frame over the size limit: FRAME_TOO_LARGE, close 1009', async () => 
   expect(/limit/.test(e.message), `message names the limit: ${e.message}`);
 });
 
+// bad-input: ingest websocket | chunk data over `max_chunk_bytes` inside the frame allowance | `FRAME_TOO_LARGE` | none
 await run('chunk data over max_chunk_bytes inside the frame allowance: FRAME_TOO_LARGE', async () => {
   const [c] = await open(URL, token(), randomUUID());
   c.send(chunk(0, randomBytes(MAX_CHUNK + 100)));
   await expectError(c, ErrorCode.ERROR_CODE_FRAME_TOO_LARGE, 1009);
 });
 
+// bad-input: ingest websocket | a chunk before `Hello` | `HELLO_REQUIRED`, close 1002 | none
 await run('chunk before Hello: HELLO_REQUIRED, close 1002', async () => {
   const c = new Conn(URL);
   await c.opened;
@@ -189,6 +196,7 @@ await run('chunk before Hello: HELLO_REQUIRED, close 1002', async () => {
   await expectError(c, ErrorCode.ERROR_CODE_HELLO_REQUIRED, 1002);
 });
 
+// bad-input: ingest websocket | `Hello.protocol_version` other than 1 | `UNSUPPORTED_VERSION` | none
 await run('unsupported protocol version: UNSUPPORTED_VERSION', async () => {
   const [c] = await open(URL, token(), randomUUID(), { protocol_version: 9 });
   await expectError(c, ErrorCode.ERROR_CODE_UNSUPPORTED_VERSION, 1002);
@@ -206,6 +214,7 @@ for (const [name, tok, code] of [
   ['token of an unknown participant', token({ sub: randomUUID() }), ErrorCode.ERROR_CODE_UNKNOWN_TRACK],
   ['token of an unknown session', token({ sid: randomUUID() }), ErrorCode.ERROR_CODE_UNKNOWN_TRACK],
 ]) {
+  // bad-input: ingest websocket | ingest token missing, malformed, wrongly signed, `alg: none`, wrong audience, expired, of another participant or track, of an unknown session or participant | `BAD_TOKEN`, `TOKEN_EXPIRED`, `TOKEN_SCOPE` or `UNKNOWN_TRACK`, close 1008 | none
   await run(`${name}: error ${code}, close 1008`, async () => {
     // an existing track for scope errors, a new one for unknown session/participant
     const track = code === ErrorCode.ERROR_CODE_UNKNOWN_TRACK ? randomUUID() : doneTrack;
@@ -214,6 +223,7 @@ for (const [name, tok, code] of [
   });
 }
 
+// bad-input: ingest websocket | a token in the URL and a different one in `Hello` | `BAD_TOKEN` | none
 await run('token in the URL and a different one in Hello: BAD_TOKEN', async () => {
   const c = new Conn(`${URL}?token=${token()}`);
   await c.opened;
@@ -230,6 +240,7 @@ await run('token in the URL only: accepted', async () => {
   c.close();
 });
 
+// bad-input: ingest websocket | a chunk seq that skips ahead | `SEQ_GAP` (retryable), connection stays open | the chunk discarded; nothing stored out of order
 await run('seq skips ahead: SEQ_GAP, connection stays open and continues', async () => {
   const t = randomUUID();
   const [c] = await open(URL, token(), t);
@@ -241,6 +252,7 @@ await run('seq skips ahead: SEQ_GAP, connection stays open and continues', async
   c.close();
 });
 
+// bad-input: ingest websocket | a chunk whose sha256 does not match its data | `CHECKSUM_MISMATCH`, connection stays open | the chunk discarded
 await run('wrong chunk sha256: CHECKSUM_MISMATCH, connection stays open', async () => {
   const [c] = await open(URL, token(), randomUUID());
   c.send({ chunk: { seq: 0, data: randomBytes(100), sha256: Buffer.alloc(32, 1) } });
@@ -250,6 +262,7 @@ await run('wrong chunk sha256: CHECKSUM_MISMATCH, connection stays open', async 
   c.close();
 });
 
+// bad-input: ingest websocket | a resend of a durable chunk with other bytes | `RESEND_MISMATCH`, close 1008 | the stored chunk stays
 await run('differing resend of a durable chunk: RESEND_MISMATCH, close 1008, stored chunk stays', async () => {
   const t = randomUUID();
   const p = pieces(3, 5000);
@@ -268,6 +281,7 @@ await run('differing resend of a durable chunk: RESEND_MISMATCH, close 1008, sto
   expect((await readTrack(t)).equals(Buffer.concat(p)), 'stored bytes changed');
 });
 
+// bad-input: ingest websocket | `End` with a wrong count, size or sha256 | `END_MISMATCH` naming the field and both values, close 1008 | the track stays open; a right `End` then works
 await run('End with a wrong count, size or sha256: END_MISMATCH naming the field, close 1008; then a right End works', async () => {
   const t = randomUUID();
   const p = pieces(3, 4000);
@@ -290,6 +304,7 @@ await run('End with a wrong count, size or sha256: END_MISMATCH naming the field
   expect((await readTrack(t)).equals(all), 'stored bytes changed');
 });
 
+// bad-input: ingest websocket | the connection cut in the middle of a frame | none (the connection is gone) | nothing partial stored; resume works
 await run('connection dropped in the middle of a frame: nothing partial stored, resume works', async () => {
   const t = randomUUID();
   const p = pieces(3, 100000);
@@ -317,6 +332,7 @@ await run('connection dropped in the middle of a frame: nothing partial stored, 
   expect((await readTrack(t)).equals(Buffer.concat(p)), 'read back differs');
 });
 
+// bad-input: ingest websocket | a client that never reads (slow consumer) | disconnected, close 1008 "slow consumer" | other tracks unaffected
 await run('slow consumer (never reads): disconnected, other tracks unaffected', async () => {
   const [slow] = await open(URL, token(), randomUUID());
   slow.ws._socket.pause();

@@ -207,6 +207,8 @@ static int label_44100(const char *path)
 
 /* Firefox's Opus says 44.1 kHz (Opus is always 48 kHz inside): the WAV is
  * 48 kHz with every sample. */
+/* bad-input: muxer | Opus labelled 44.1 kHz (as Firefox writes it) | a 48 kHz WAV with every sample
+ * | none */
 static void test_opus_labelled_44100(void)
 {
     char media[1024], track[37], out[1024];
@@ -225,6 +227,8 @@ static void test_opus_labelled_44100(void)
 }
 
 /* A recording whose browser died mid-cluster: the files hold what is there. */
+/* bad-input: muxer | a recording cut in the middle of a cluster | files of what is readable | the
+ * raw object unchanged */
 static void test_truncated_tail(void)
 {
     char media[1024], track[37], out[1024];
@@ -355,6 +359,8 @@ static void test_session_delete(void)
     free(host_id);
 }
 
+/* bad-input: muxer | a raw track that is not media | the three outputs `failed` with FFmpeg's
+ * reason; `UploadFailed` (stage mux) | the raw object stays downloadable; the muxer goes on */
 static void test_not_media(void)
 {
     char media[1024], track[37], sql[256], v[64];

@@ -362,6 +362,8 @@ static void check_unreadable(const char *name)
     CHECK(res.wav.state == MX_OUT_FAILED && res.wav.reason[0]);
 }
 
+/* bad-input: muxer core | random bytes as the input | -1; every output `failed` with the reason |
+ * none */
 static void test_random_bytes_fail(void)
 {
     char cmd[512];
@@ -370,6 +372,8 @@ static void test_random_bytes_fail(void)
         check_unreadable("random.bin");
 }
 
+/* bad-input: muxer core | a WebM cut inside its header (300 bytes) | -1; every output `failed` with
+ * the reason | none */
 static void test_truncated_webm_fails(void)
 {
     char cmd[512];

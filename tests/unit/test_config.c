@@ -62,12 +62,16 @@ static void test_defaults_apply(void)
     ss_config_free();
 }
 
+/* bad-input: service configuration | a required environment variable missing | exit 2, one line
+ * naming the variable | the service does not start */
 static void test_required_missing_is_named(void)
 {
     CHECK_CONTAINS(load_with("T_DATABASE_URL", NULL), "T_DATABASE_URL: required but not set");
     CHECK_CONTAINS(load_with("T_DATABASE_URL", ""), "T_DATABASE_URL: required");
 }
 
+/* bad-input: service configuration | a malformed value (number, size, duration, URL, bool,
+ * host:port) | exit 2, one line naming the variable and the rule | the service does not start */
 static void test_malformed_values_are_named(void)
 {
     CHECK_CONTAINS(load_with("T_COUNT", "12x"), "T_COUNT: '12x' is not an integer");
@@ -82,6 +86,8 @@ static void test_malformed_values_are_named(void)
                    "T_DATABASE_URL: URL scheme 'mysql' is not one of postgres,postgresql");
 }
 
+/* bad-input: service configuration | a malformed secret value | the error names the variable, never
+ * the value | none */
 static void test_secret_values_are_not_echoed(void)
 {
     const char *err = load_with("T_DATABASE_URL", "hunter2-not-a-url");

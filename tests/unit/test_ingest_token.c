@@ -63,6 +63,8 @@ static void test_round_trip(void)
     free(tok);
 }
 
+/* bad-input: ingest token | expired, wrongly signed, `alg: none`, wrong issuer or audience, missing
+ * claims | refused, with the reason | none */
 static void test_refused(void)
 {
     ss_ingest_claims c;

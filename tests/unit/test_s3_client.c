@@ -456,6 +456,8 @@ static void test_list_parts_paging(void)
 }
 
 /* 3. A wrong secret: permanent SignatureDoesNotMatch, the secret in no message. */
+/* bad-input: S3 client | a wrong secret key | permanent `SignatureDoesNotMatch` with the store's
+ * message, not retried | none */
 static void test_wrong_secret(void)
 {
     ss_s3_client *c = NULL;
@@ -726,6 +728,9 @@ static void test_fake_bad_listing(ss_s3_conn *cn, fake_server *s)
     CHECK(parts == NULL);
 }
 
+/* bad-input: S3 client | 503 SlowDown; an ETag that is not the part's MD5; an `<Error>` inside a
+ * 200 Complete; a malformed listing | retried / `BadETag` / the store's error / an error naming the
+ * answer | nothing recorded as uploaded */
 static void test_fake_answers(void)
 {
     fake_server s;

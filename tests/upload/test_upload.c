@@ -246,6 +246,8 @@ static void restart_store(const char *keep)
     CHECK_EQ_INT(stack_wait_ready(stack.store_ops_port, 30000), 0);
 }
 
+/* bad-input: r2-uploader | a part recorded as uploaded but missing at the store | uploaded again
+ * from chunk-store before Complete | the object complete and byte-exact */
 static void test_missing_part_uploaded_again(void)
 {
     char track[37];
@@ -259,6 +261,9 @@ static void test_missing_part_uploaded_again(void)
     restart_store(NULL);
 }
 
+/* bad-input: r2-uploader | a part missing at the store whose bytes already left the chunk log |
+ * upload `failed`, code `PartLost` with the reason, visible through the API | the parts in the
+ * store kept; nothing deleted */
 static void test_missing_part_without_its_bytes_fails(void)
 {
     char track[37], sql[256], v[256];
@@ -321,6 +326,9 @@ static void check_store_failure(const char *env, const char *name, const char *c
     CHECK(stack_start_uploader(&stack) > 0);
 }
 
+/* bad-input: r2-uploader | a bucket that does not exist; a wrong secret | upload `failed` with the
+ * store's code (`NoSuchBucket`, `SignatureDoesNotMatch`) and message, visible through the API | the
+ * chunks stay in the log */
 static void test_store_failures_are_visible(void)
 {
     check_store_failure("R2_BUCKET_NAME=no-such-bucket", "nobucket.bin", "NoSuchBucket");

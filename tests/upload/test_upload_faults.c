@@ -84,6 +84,8 @@ static double uploader_retries(void)
     return v;
 }
 
+/* bad-input: r2-uploader to S3 | 500, 503, reset connections, stalled, slow and truncated answers
+ * (seeded proxy) | retried with backoff and jitter | the object byte-exact */
 static void test_faults_leave_objects_exact(void)
 {
     char tracks[2][37], other[1024], sql[256];
