@@ -13,6 +13,7 @@
 #   make bench-token   the token benchmark (bench/token/run.sh $(BENCH_ARGS))
 #   make bench-upload  the upload benchmark (bench/upload/run.sh $(BENCH_ARGS))
 #   make bench-mux     the mux benchmark (bench/mux/run.sh $(BENCH_ARGS))
+#   make chaos         the chaos test for MINUTES (default 30) with SEED (default 1)
 
 JOBS ?= $(shell nproc)
 
@@ -65,7 +66,7 @@ clean:
 
 # The ingest benchmark; report in bench/results/. Options through BENCH_ARGS,
 # e.g. make bench-ingest BENCH_ARGS='--seconds 5 --scenarios "20x65536"'
-.PHONY: bench-ingest bench-token bench-upload bench-mux
+.PHONY: bench-ingest bench-token bench-upload bench-mux chaos
 bench-token:
 	bench/token/run.sh $(BENCH_ARGS)
 
@@ -77,3 +78,13 @@ bench-upload:
 
 bench-mux:
 	bench/mux/run.sh $(BENCH_ARGS)
+
+# Faults injected for a long time through the whole pipeline (the test suite
+# runs the same test for 2 minutes).
+MINUTES ?= 30
+SEED ?= 1
+chaos:
+	$(MAKE) --no-print-directory deps
+	$(MAKE) --no-print-directory build-asan
+	cd build-asan && SEASHORE_BUILD_DIR=$(CURDIR)/build-asan SEASHORE_SOURCE_DIR=$(CURDIR) \
+		CHAOS_MINUTES=$(MINUTES) CHAOS_SEED=$(SEED) tests/chaos/test_chaos

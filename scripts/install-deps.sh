@@ -37,6 +37,10 @@ APT_PACKAGES=(
 # Only when a machine has no node at all: Debian's own Node.js and npm.
 NODE_PACKAGES=(nodejs npm)
 
+# Only when no kubectl is installed (another vendor's may be): Debian's, for
+# `kubectl kustomize` in the manifests' test (tests/deploy/).
+KUBECTL_PACKAGES=(kubernetes-client)
+
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
 log() { printf 'install-deps: %s\n' "$*"; }
@@ -86,6 +90,10 @@ wanted=("${APT_PACKAGES[@]}")
 if ! command -v node >/dev/null 2>&1; then
     log "node not found: adding Debian's packages (${NODE_PACKAGES[*]})"
     wanted+=("${NODE_PACKAGES[@]}")
+fi
+if ! command -v kubectl >/dev/null 2>&1; then
+    log "kubectl not found: adding Debian's ${KUBECTL_PACKAGES[*]}"
+    wanted+=("${KUBECTL_PACKAGES[@]}")
 fi
 missing=()
 for pkg in "${wanted[@]}"; do

@@ -9,14 +9,15 @@
 #include "seashore/ingest_token.h"
 #include "seashore/service.h"
 
-#define CS_STREAM_CHUNKS   "CHUNKS"
-#define CS_STREAM_WORK     "WORK"
-#define CS_STREAM_SESSIONS "SESSIONS"
-#define CS_CONSUMER        "chunk-store"
-#define CS_QUEUE           "chunk-store"
-#define CS_SHA_STATE_MAX   256
-#define CS_INDEX_WAIT_MS   10000 /* longest a request waits for the indexer */
-#define CS_INDEX_POLL_US   20000
+#define CS_STREAM_CHUNKS     "CHUNKS"
+#define CS_STREAM_WORK       "WORK"
+#define CS_STREAM_SESSIONS   "SESSIONS"
+#define CS_CONSUMER          "chunk-store"
+#define CS_QUEUE             "chunk-store"
+#define CS_SHA_STATE_MAX     256
+#define CS_INDEX_WAIT_MS     10000 /* longest a request waits for the indexer */
+#define CS_INDEX_POLL_US     20000
+#define CS_CATCH_UP_AFTER_MS 2000 /* no indexer progress this long: index from the log */
 
 typedef struct cs_ctx {
     ss_service *svc;
@@ -88,6 +89,12 @@ int cs_streams_ensure(cs_ctx *cs);
 
 /* indexer.c: the consumer thread. */
 int cs_indexer_start(cs_ctx *cs);
+/* Indexes chunks durable_seq..log_next_seq-1 of a track straight from the
+ * chunk log, when the indexer's consumer does not bring them (its state
+ * was lost or is stuck); safe beside the indexer (appends are CAS on
+ * durable_seq). Returns how many it indexed. */
+int cs_index_catch_up(cs_ctx *cs, const char *track_id, uint64_t durable_seq,
+                      uint64_t log_next_seq);
 void cs_indexer_stop(void);
 
 /* requests.c: chunkstore.status/chunk/end/read. The handlers' context. */

@@ -8,7 +8,9 @@
 #include <openssl/sha.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "seashore/drain.h"
@@ -20,7 +22,9 @@
 #define AHEAD_NAK_DELAY_NS   (200LL * 1000 * 1000)
 #define RETRY_NAK_DELAY_NS   (1000LL * 1000 * 1000)
 #define ACK_WAIT_NS          (30LL * 1000 * 1000 * 1000)
-#define MAX_AHEAD_DELIVERIES 3000 /* about 10 minutes of 200 ms NAK delays */
+#define MAX_AHEAD_DELIVERIES 3000  /* about 10 minutes of 200 ms NAK delays */
+#define SWEEP_INTERVAL_MS    30000 /* ACK_WAIT: a redelivery comes within one */
+#define SWEEP_MAX_TRACKS     1000
 
 typedef enum { IDX_ACK, IDX_NAK_AHEAD, IDX_RETRY, IDX_TERM } idx_verdict;
 
@@ -203,6 +207,59 @@ static idx_verdict index_record(cs_ctx *cs, const Seashore__V1__ChunkRecord *c, 
     return IDX_RETRY;
 }
 
+/* The stream sequence of chunk seq-1 of the track (0 for seq 0), from
+ * which the next chunk is looked up in the log. -1 on a database error. */
+static int64_t stream_seq_before(cs_ctx *cs, const char *track_id, uint64_t seq)
+{
+    char s[24], err[256];
+    if (seq == 0)
+        return 0;
+    snprintf(s, sizeof s, "%" PRIu64, seq - 1);
+    const char *params[] = {track_id, s};
+    PGresult *r =
+        ss_pg_query(cs->pg_index, "SELECT stream_seq FROM chunks WHERE track_id = $1 AND seq = $2",
+                    2, params, err, sizeof err);
+    if (r == NULL)
+        return -1;
+    int64_t v = PQntuples(r) == 1 ? strtoll(PQgetvalue(r, 0, 0), NULL, 10) : 0;
+    PQclear(r);
+    return v;
+}
+
+int cs_index_catch_up(cs_ctx *cs, const char *track_id, uint64_t durable_seq, uint64_t log_next_seq)
+{
+    char subject[64];
+    int64_t after = stream_seq_before(cs, track_id, durable_seq);
+    int indexed = 0;
+    snprintf(subject, sizeof subject, "chunks.%s", track_id);
+    for (uint64_t seq = durable_seq; after >= 0 && seq < log_next_seq; seq++) {
+        jsDirectGetMsgOptions dg;
+        natsMsg *m = NULL;
+        jsDirectGetMsgOptions_Init(&dg);
+        dg.Sequence = (uint64_t)after + 1;
+        dg.NextBySubject = subject;
+        if (js_DirectGetMsg(&m, cs->js, CS_STREAM_CHUNKS, NULL, &dg) != NATS_OK)
+            break;
+        Seashore__V1__ChunkRecord *c = seashore__v1__chunk_record__unpack(
+            NULL, (size_t)natsMsg_GetDataLength(m), (const uint8_t *)natsMsg_GetData(m));
+        const char *why = NULL;
+        after = (int64_t)natsMsg_GetSequence(m);
+        idx_verdict v = c != NULL && record_valid(c, subject, cs, &why) && c->seq == seq
+                            ? index_record(cs, c, (uint64_t)after)
+                            : IDX_TERM;
+        seashore__v1__chunk_record__free_unpacked(c, NULL);
+        natsMsg_Destroy(m);
+        if (v != IDX_ACK)
+            break;
+        indexed++;
+    }
+    if (indexed > 0)
+        ss_log_warn("index caught up from the chunk log: chunks the indexer had not indexed",
+                    "{s:s, s:I, s:i}", "track_id", track_id, "from_seq", (long long)durable_seq,
+                    "chunks", indexed);
+    return indexed;
+}
+
 static void handle_msg(cs_ctx *cs, natsMsg *msg)
 {
     jsMsgMetaData *meta = NULL;
@@ -264,11 +321,73 @@ static natsSubscription *subscribe(cs_ctx *cs)
     return NULL;
 }
 
+/* A recording track the sweep saw behind its log, and since when. */
+typedef struct sweep_seen {
+    char track_id[SS_UUID_LEN + 1];
+    uint64_t durable_seq;
+    int sweeps; /* consecutive sweeps without progress */
+} sweep_seen;
+
+static sweep_seen seen[SWEEP_MAX_TRACKS];
+static int nseen;
+
+/* How many sweeps in a row this track stood still (0 after progress). */
+static int sweep_note(const char *track_id, uint64_t durable_seq, sweep_seen *next, int *nnext)
+{
+    int sweeps = 0;
+    for (int i = 0; i < nseen; i++)
+        if (strcmp(seen[i].track_id, track_id) == 0 && seen[i].durable_seq == durable_seq)
+            sweeps = seen[i].sweeps + 1;
+    if (*nnext < SWEEP_MAX_TRACKS) {
+        snprintf(next[*nnext].track_id, sizeof next[*nnext].track_id, "%s", track_id);
+        next[*nnext].durable_seq = durable_seq;
+        next[*nnext].sweeps = sweeps;
+        (*nnext)++;
+    }
+    return sweeps;
+}
+
+/* Recording tracks whose log holds chunks the index does not, for two
+ * sweeps in a row (longer than the consumer's redelivery): the consumer
+ * will not bring them (its state was lost in a server restart), so they
+ * are indexed from the log. The log, not the consumer, is the truth. */
+static void index_sweep(cs_ctx *cs)
+{
+    static sweep_seen next[SWEEP_MAX_TRACKS];
+    char err[256];
+    int nnext = 0;
+    PGresult *r = ss_pg_query(cs->pg_index,
+                              "SELECT id, durable_seq FROM tracks WHERE state = 'recording' "
+                              "ORDER BY id LIMIT 1000",
+                              0, NULL, err, sizeof err);
+    for (int i = 0; r != NULL && i < PQntuples(r); i++) {
+        const char *id = PQgetvalue(r, i, 0);
+        uint64_t durable = strtoull(PQgetvalue(r, i, 1), NULL, 10);
+        cs_log_tail lt;
+        if (cs_log_tail_read(cs, id, &lt, err, sizeof err) != 0 || !lt.any ||
+            lt.next_seq <= durable)
+            continue;
+        if (sweep_note(id, durable, next, &nnext) >= 2)
+            cs_index_catch_up(cs, id, durable, lt.next_seq);
+    }
+    PQclear(r);
+    memcpy(seen, next, sizeof(sweep_seen) * (size_t)nnext);
+    nseen = nnext;
+}
+
 static void *indexer_main(void *arg)
 {
     cs_ctx *cs = arg;
     natsSubscription *sub = subscribe(cs);
+    int64_t last_sweep = 0;
     while (sub != NULL && !ss_drain_requested()) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        int64_t now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+        if (now - last_sweep >= SWEEP_INTERVAL_MS) {
+            index_sweep(cs);
+            last_sweep = now;
+        }
         natsMsgList list = {0};
         jsErrCode jerr = 0;
         natsStatus s =

@@ -29,16 +29,27 @@ static int reply_fail(Seashore__V1__TrackEndReply *rep, Seashore__V1__ErrorCode 
     return -1;
 }
 
-/* Loads the track once the indexer has indexed everything the log holds. */
+/* Loads the track once the indexer has indexed everything the log holds.
+ * If the indexer makes no progress for CS_CATCH_UP_AFTER_MS, the missing
+ * chunks are indexed from the log here. */
 static int load_caught_up(const char *track_id, cs_track *t, cs_log_tail *lt, char *text,
                           size_t len)
 {
+    uint64_t last_seq = UINT64_MAX;
+    int still_since = 0;
     for (int waited = 0;; waited += CS_INDEX_POLL_US / 1000) {
         if (cs_log_tail_read(cs_requests_ctx, track_id, lt, text, len) != 0 ||
             cs_track_load(cs_requests_ctx->pg_requests, track_id, t, text, len) != 0)
             return -1;
         if (!lt->any || (t->found && t->durable_seq >= lt->next_seq))
             return 0;
+        if (t->durable_seq != last_seq) {
+            last_seq = t->durable_seq;
+            still_since = waited;
+        } else if (t->found && waited - still_since >= CS_CATCH_UP_AFTER_MS &&
+                   cs_index_catch_up(cs_requests_ctx, track_id, t->durable_seq, lt->next_seq) > 0) {
+            continue;
+        }
         if (waited >= CS_INDEX_WAIT_MS) {
             snprintf(text, len,
                      "track %s: the index is behind the chunk log (%" PRIu64 " of %" PRIu64

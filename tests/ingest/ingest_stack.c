@@ -151,6 +151,15 @@ static pid_t start_worker(ingest_stack *s, const char *name, int ops_port)
     return pid;
 }
 
+pid_t stack_start_issuer(ingest_stack *s)
+{
+    s->issuer_pid = start_service(s, "token-issuer", s->issuer_ops_port);
+    if (s->issuer_pid <= 0 || stack_wait_ready(s->issuer_ops_port, READY_TIMEOUT_MS) != 0 ||
+        harness_wait_port(s->http_port, READY_TIMEOUT_MS) != 0)
+        return -1;
+    return s->issuer_pid;
+}
+
 pid_t stack_start_uploader(ingest_stack *s)
 {
     s->uploader_pid = start_worker(s, "r2-uploader", s->uploader_ops_port);
@@ -296,10 +305,7 @@ int stack_start(ingest_stack *s, const char *test_name)
     s->muxer_ops_port = harness_free_port();
     if (s->with_muxer && stack_start_muxer(s) <= 0)
         return -1;
-    if (s->with_issuer &&
-        ((s->issuer_pid = start_service(s, "token-issuer", s->issuer_ops_port)) <= 0 ||
-         stack_wait_ready(s->issuer_ops_port, READY_TIMEOUT_MS) != 0 ||
-         harness_wait_port(s->http_port, READY_TIMEOUT_MS) != 0))
+    if (s->with_issuer && stack_start_issuer(s) <= 0)
         return -1;
     if (stack_wait_ready(s->store_ops_port, READY_TIMEOUT_MS) != 0 ||
         stack_wait_ready(s->ingest_ops_port, READY_TIMEOUT_MS) != 0 ||

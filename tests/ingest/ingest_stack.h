@@ -58,6 +58,8 @@ pid_t stack_start_ingest(ingest_stack *s);
  * may stay 503 when the env points it at a broken store). */
 pid_t stack_start_uploader(ingest_stack *s);
 pid_t stack_start_store(ingest_stack *s);
+/* Starts token-issuer and waits until it is ready and listening. */
+pid_t stack_start_issuer(ingest_stack *s);
 /* Starts the muxer with muxer_env and waits for its /healthz. */
 pid_t stack_start_muxer(ingest_stack *s);
 /* Waits for a service's /readyz to answer 200. */
