@@ -14,6 +14,7 @@
 #   make bench-upload  the upload benchmark (bench/upload/run.sh $(BENCH_ARGS))
 #   make bench-mux     the mux benchmark (bench/mux/run.sh $(BENCH_ARGS))
 #   make chaos         the chaos test for MINUTES (default 30) with SEED (default 1)
+#   make fuzz          every libFuzzer target for FUZZ_SECONDS each (default 600)
 
 JOBS ?= $(shell nproc)
 
@@ -43,6 +44,7 @@ check:
 	$(MAKE) --no-print-directory format-check
 	$(MAKE) --no-print-directory build
 	$(MAKE) --no-print-directory build-asan
+	scripts/fuzz.sh check
 	cd build-asan && ctest --output-on-failure -j$(JOBS)
 
 dev:
@@ -66,7 +68,7 @@ clean:
 
 # The ingest benchmark; report in bench/results/. Options through BENCH_ARGS,
 # e.g. make bench-ingest BENCH_ARGS='--seconds 5 --scenarios "20x65536"'
-.PHONY: bench-ingest bench-token bench-upload bench-mux chaos
+.PHONY: bench-ingest bench-token bench-upload bench-mux chaos fuzz
 bench-token:
 	bench/token/run.sh $(BENCH_ARGS)
 
@@ -88,3 +90,9 @@ chaos:
 	$(MAKE) --no-print-directory build-asan
 	cd build-asan && SEASHORE_BUILD_DIR=$(CURDIR)/build-asan SEASHORE_SOURCE_DIR=$(CURDIR) \
 		CHAOS_MINUTES=$(MINUTES) CHAOS_SEED=$(SEED) tests/chaos/test_chaos
+
+# Long fuzzing runs (make check runs each target for 20 s).
+FUZZ_SECONDS ?= 600
+fuzz:
+	$(MAKE) --no-print-directory deps
+	scripts/fuzz.sh run $(FUZZ_SECONDS)

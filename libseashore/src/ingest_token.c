@@ -125,7 +125,9 @@ static ss_token_result check_claims(jwt_t *jwt, int64_t now_s, ss_ingest_claims 
         return fail(SS_TOKEN_MALFORMED, why, why_len, "claim exp is missing or not a number");
     if (get_time_claim(jwt, "iat", &c->issued_at) != 0)
         c->issued_at = 0;
-    if (now_s > c->expires_at + SS_INGEST_TOKEN_SKEW_S)
+    /* now_s is our clock; exp is the token's, any int64: keep it alone on
+     * its side so that no exp near INT64_MAX overflows (UB) */
+    if (now_s - SS_INGEST_TOKEN_SKEW_S > c->expires_at)
         return fail(SS_TOKEN_EXPIRED, why, why_len, "token expired at %lld (now %lld)",
                     (long long)c->expires_at, (long long)now_s);
     if (c->issued_at > now_s + SS_INGEST_TOKEN_SKEW_S)

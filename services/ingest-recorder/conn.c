@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "frame_check.h"
 #include "seashore/drain.h"
 #include "seashore/log.h"
 #include "seashore/metrics.h"
@@ -93,19 +94,14 @@ static void submit(ing_conn *c, ing_call *call)
 
 /* ---- Hello ---- */
 
-static const char *hello_problem(const Seashore__V1__Hello *h)
+/* Refuses a frame that failed a frame_check.h check. */
+static void fail_check(ing_conn *c, ing_check r, const char *why)
 {
-    if (!ss_uuid_valid(h->track_id))
-        return "Hello.track_id is not a canonical lowercase UUID";
-    if (h->kind == SEASHORE__V1__TRACK_KIND__TRACK_KIND_UNSPECIFIED || h->kind > 3)
-        return "Hello.kind is not set";
-    if (h->mime_type[0] == '\0' || strlen(h->mime_type) > ING_MAX_TEXT)
-        return "Hello.mime_type is empty or longer than 255 bytes";
-    if (h->capture_start_unix_us <= 0)
-        return "Hello.capture_start_unix_us must be > 0";
-    if (strlen(h->client_name) > ING_MAX_TEXT)
-        return "Hello.client_name is longer than 255 bytes";
-    return NULL;
+    if (r == ING_CHECK_FRAME_TOO_LARGE)
+        ing_fail(c, CODE(FRAME_TOO_LARGE), false, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, "%s", why);
+    else
+        ing_fail(c, r == ING_CHECK_BAD_VERSION ? CODE(UNSUPPORTED_VERSION) : CODE(BAD_FRAME), false,
+                 LWS_CLOSE_STATUS_PROTOCOL_ERR, "%s", why);
 }
 
 static int check_token(ing_conn *c, const Seashore__V1__Hello *h)
@@ -150,20 +146,15 @@ static void replace_older(ing_conn *c)
 static void on_hello(ing_conn *c, const Seashore__V1__Hello *h)
 {
     Seashore__V1__TrackStatusRequest req = SEASHORE__V1__TRACK_STATUS_REQUEST__INIT;
-    const char *problem;
+    char why[256];
+    ing_check r;
     if (c->state != CONN_HELLO_WAIT) {
         ing_fail(c, CODE(BAD_FRAME), false, LWS_CLOSE_STATUS_PROTOCOL_ERR,
                  "Hello sent twice on one connection");
         return;
     }
-    if (h->protocol_version != ING_PROTOCOL_VER) {
-        ing_fail(c, CODE(UNSUPPORTED_VERSION), false, LWS_CLOSE_STATUS_PROTOCOL_ERR,
-                 "Hello.protocol_version %" PRIu32 " is not supported; supported: %d",
-                 h->protocol_version, ING_PROTOCOL_VER);
-        return;
-    }
-    if ((problem = hello_problem(h)) != NULL) {
-        ing_fail(c, CODE(BAD_FRAME), false, LWS_CLOSE_STATUS_PROTOCOL_ERR, "%s", problem);
+    if ((r = ing_check_hello(h, why, sizeof why)) != ING_CHECK_OK) {
+        fail_check(c, r, why);
         return;
     }
     if (check_token(c, h) != 0)
@@ -401,21 +392,10 @@ static void on_publish_done(ing_conn *c, ing_call *call)
 
 static int chunk_problem(ing_conn *c, const Seashore__V1__Chunk *k)
 {
-    if (k->data.len == 0) {
-        ing_fail(c, CODE(BAD_FRAME), false, LWS_CLOSE_STATUS_PROTOCOL_ERR,
-                 "chunk seq %" PRIu64 ": data is empty", k->seq);
-        return -1;
-    }
-    if ((int64_t)k->data.len > ing_cfg.max_chunk_bytes) {
-        ing_fail(c, CODE(FRAME_TOO_LARGE), false, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE,
-                 "chunk seq %" PRIu64 ": data is %zu bytes, limit %" PRId64, k->seq, k->data.len,
-                 ing_cfg.max_chunk_bytes);
-        return -1;
-    }
-    if (k->sha256.len != 0 && k->sha256.len != 32) {
-        ing_fail(c, CODE(BAD_FRAME), false, LWS_CLOSE_STATUS_PROTOCOL_ERR,
-                 "chunk seq %" PRIu64 ": sha256 is %zu bytes, must be 32 or absent", k->seq,
-                 k->sha256.len);
+    char why[256];
+    ing_check r = ing_check_chunk(k, ing_cfg.max_chunk_bytes, why, sizeof why);
+    if (r != ING_CHECK_OK) {
+        fail_check(c, r, why);
         return -1;
     }
     if (c->ended && k->seq >= c->ended_count) {
@@ -538,9 +518,10 @@ static void on_chunk(ing_conn *c, Seashore__V1__Chunk *k)
 
 static void on_end(ing_conn *c, const Seashore__V1__End *e)
 {
-    if (e->sha256.len != 32) {
-        ing_fail(c, CODE(BAD_FRAME), false, LWS_CLOSE_STATUS_PROTOCOL_ERR,
-                 "End.sha256 is %zu bytes, must be 32", e->sha256.len);
+    char why[128];
+    ing_check r = ing_check_end(e, why, sizeof why);
+    if (r != ING_CHECK_OK) {
+        fail_check(c, r, why);
         return;
     }
     if (c->end_wanted)

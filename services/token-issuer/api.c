@@ -14,13 +14,11 @@
 #include <string.h>
 #include <time.h>
 
+#include "api_body.h"
 #include "seashore/log.h"
 #include "seashore/v1/work.pb-c.h"
 
-#define MAX_TITLE    200
-#define MAX_NAME     100
-#define MAX_IDENTITY 100
-#define MAX_PARTS    6
+#define MAX_PARTS 6
 
 api_config api_cfg;
 
@@ -61,28 +59,18 @@ static int query_json(const char *sql, int n, const char *const *params, json_t 
     return 0;
 }
 
-/* A string field: required or optional (def), at most max bytes, no NUL. */
+/* A string field (api_body_string); -1 with the 400 reply in *res. */
 static int body_string(route_ctx *rc, const char *field, const char *def, size_t max,
                        const char **out, enum MHD_Result *res)
 {
-    json_t *v = rc->body ? json_object_get(rc->body, field) : NULL;
-    if (v == NULL || json_is_null(v)) {
-        if (def == NULL) {
-            *res = api_reply_error(rc->conn, MHD_HTTP_BAD_REQUEST, "invalid_field",
-                                   "field %s is required", field);
-            return -1;
-        }
-        *out = def;
-        return 0;
-    }
-    if (!json_is_string(v) || json_string_length(v) > max ||
-        strlen(json_string_value(v)) != json_string_length(v)) {
+    api_field_result r = api_body_string(rc->body, field, def, max, out);
+    if (r == API_FIELD_MISSING)
+        *res = api_reply_error(rc->conn, MHD_HTTP_BAD_REQUEST, "invalid_field",
+                               "field %s is required", field);
+    else if (r != API_FIELD_OK)
         *res = api_reply_error(rc->conn, MHD_HTTP_BAD_REQUEST, "invalid_field",
                                "field %s must be a string of at most %zu bytes", field, max);
-        return -1;
-    }
-    *out = json_string_value(v);
-    return 0;
+    return r == API_FIELD_OK ? 0 : -1;
 }
 
 static void invite_token(const char *session_id, char out[65])
@@ -133,7 +121,7 @@ static enum MHD_Result session_create(route_ctx *rc)
     enum MHD_Result res;
     const char *title;
     json_t *s = NULL;
-    if (body_string(rc, "title", "", MAX_TITLE, &title, &res) != 0)
+    if (body_string(rc, "title", "", API_MAX_TITLE, &title, &res) != 0)
         return res;
     const char *params[] = {rc->caller.host_id, title};
     if (query_json("INSERT INTO sessions (host_id, title) VALUES ($1, $2) RETURNING "
@@ -242,7 +230,7 @@ static int may_join(route_ctx *rc, const char *sid, enum MHD_Result *res)
         }
         return 0;
     }
-    if (body_string(rc, "invite", NULL, 64, &invite, res) != 0)
+    if (body_string(rc, "invite", NULL, API_MAX_INVITE, &invite, res) != 0)
         return -1;
     invite_token(sid, want);
     if (strlen(invite) != 64 || CRYPTO_memcmp(invite, want, 64) != 0) {
@@ -286,8 +274,8 @@ static enum MHD_Result participant_join(route_ctx *rc, const char *sid)
     unsigned char rnd[8];
     json_t *p = NULL;
     if (may_join(rc, sid, &res) != 0 ||
-        body_string(rc, "display_name", "", MAX_NAME, &name, &res) != 0 ||
-        body_string(rc, "role", "guest", 8, &role, &res) != 0)
+        body_string(rc, "display_name", "", API_MAX_NAME, &name, &res) != 0 ||
+        body_string(rc, "role", "guest", API_MAX_ROLE, &role, &res) != 0)
         return res;
     if (strcmp(role, "guest") != 0 && !(rc->authed && strcmp(role, "host") == 0))
         return api_reply_error(rc->conn, MHD_HTTP_BAD_REQUEST, "invalid_field",
@@ -295,7 +283,7 @@ static enum MHD_Result participant_join(route_ctx *rc, const char *sid)
     RAND_bytes(rnd, sizeof rnd);
     snprintf(generated, sizeof generated, "%s-%02x%02x%02x%02x%02x%02x%02x%02x", role, rnd[0],
              rnd[1], rnd[2], rnd[3], rnd[4], rnd[5], rnd[6], rnd[7]);
-    if (body_string(rc, "identity", generated, MAX_IDENTITY, &identity, &res) != 0)
+    if (body_string(rc, "identity", generated, API_MAX_IDENTITY, &identity, &res) != 0)
         return res;
     const char *params[] = {sid, name, identity, role};
     if (query_json("INSERT INTO participants (session_id, display_name, identity, role) "
@@ -552,27 +540,15 @@ static int check_ids(route_ctx *rc, enum MHD_Result *res)
  * reply in *res. */
 static int parse_body(route_ctx *rc, enum MHD_Result *res)
 {
-    json_error_t jerr;
-    if (rc->req->too_large) {
+    char why[256];
+    api_body_result r =
+        api_body_parse(rc->req->body, rc->req->len, rc->req->too_large, &rc->body, why, sizeof why);
+    if (r == API_BODY_TOO_LARGE)
         *res = api_reply_error(rc->conn, MHD_HTTP_CONTENT_TOO_LARGE, "too_large",
                                "request body over the limit of %d bytes", API_MAX_BODY);
-        return -1;
-    }
-    if (rc->req->len == 0)
-        return 0;
-    rc->body = json_loadb(rc->req->body, rc->req->len, JSON_REJECT_DUPLICATES, &jerr);
-    if (rc->body == NULL) {
-        *res = api_reply_error(rc->conn, MHD_HTTP_BAD_REQUEST, "invalid_json",
-                               "body is not JSON: %s (line %d, column %d)", jerr.text, jerr.line,
-                               jerr.column);
-        return -1;
-    }
-    if (!json_is_object(rc->body)) {
-        *res = api_reply_error(rc->conn, MHD_HTTP_BAD_REQUEST, "invalid_json",
-                               "body must be a JSON object");
-        return -1;
-    }
-    return 0;
+    else if (r != API_BODY_OK)
+        *res = api_reply_error(rc->conn, MHD_HTTP_BAD_REQUEST, "invalid_json", "%s", why);
+    return r == API_BODY_OK ? 0 : -1;
 }
 
 /* Per host key, or per client address for invite calls: 429 with

@@ -3,11 +3,9 @@
  * a host (hosts.clerk_user_id, created on first sight); and the Clerk
  * webhook (Svix signatures with CLERK_WEBHOOK_SECRET) upserting users. */
 #include "api.h"
+#include "api_body.h"
 
 #include <jwt.h>
-#include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,50 +65,6 @@ int clerk_authenticate(const char *token, api_caller *caller, char *why, size_t 
         rc = 0;
     jwt_free(jwt);
     return rc;
-}
-
-/* HMAC-SHA256 of "<id>.<timestamp>.<body>" with the whsec_ key, base64. */
-static int svix_signature(const char *id, const char *ts, const char *body, size_t len,
-                          char out[64])
-{
-    const char *secret = api_cfg.clerk_webhook_secret;
-    unsigned char key[256], mac[32];
-    unsigned int maclen = 0;
-    if (strncmp(secret, "whsec_", 6) == 0)
-        secret += 6;
-    size_t slen = strlen(secret);
-    if (slen == 0 || slen > 340 || slen % 4 != 0)
-        return -1;
-    int klen = EVP_DecodeBlock(key, (const unsigned char *)secret, (int)slen);
-    if (klen < 0)
-        return -1;
-    klen -= (secret[slen - 1] == '=') + (secret[slen - 2] == '=');
-    size_t mlen = strlen(id) + strlen(ts) + len + 2;
-    unsigned char *msg = malloc(mlen + 1);
-    if (msg == NULL)
-        return -1;
-    int n = snprintf((char *)msg, mlen + 1, "%s.%s.", id, ts);
-    memcpy(msg + n, body, len);
-    HMAC(EVP_sha256(), key, klen, msg, mlen, mac, &maclen);
-    free(msg);
-    EVP_EncodeBlock((unsigned char *)out, mac, 32);
-    return 0;
-}
-
-/* Whether one of the space-separated "v1,<sig>" entries matches. */
-static bool signature_listed(const char *header, const char *want)
-{
-    size_t wlen = strlen(want);
-    for (const char *p = header; p && *p;) {
-        while (*p == ' ')
-            p++;
-        const char *end = strchr(p, ' ');
-        size_t len = end ? (size_t)(end - p) : strlen(p);
-        if (len == wlen + 3 && strncmp(p, "v1,", 3) == 0 && CRYPTO_memcmp(p + 3, want, wlen) == 0)
-            return true;
-        p = end;
-    }
-    return false;
 }
 
 static const char *primary_email(json_t *data)
@@ -176,8 +130,9 @@ enum MHD_Result clerk_webhook(struct MHD_Connection *conn, const api_request *re
     if (req->too_large)
         return api_reply_error(conn, MHD_HTTP_CONTENT_TOO_LARGE, "too_large",
                                "request body over the limit of %d bytes", API_MAX_BODY);
-    if (svix_signature(id, ts, req->body ? req->body : "", req->len, want) != 0 ||
-        !signature_listed(sig, want))
+    if (api_svix_signature(api_cfg.clerk_webhook_secret, id, ts, req->body ? req->body : "",
+                           req->len, want) != 0 ||
+        !api_svix_signature_listed(sig, want))
         return api_reply_error(conn, MHD_HTTP_UNAUTHORIZED, "unauthorized",
                                "svix-signature does not match the body");
     json_t *ev = json_loadb(req->body ? req->body : "", req->len, 0, NULL);
