@@ -5,8 +5,9 @@
 #                                short ctest set (-L fuzz): each target for
 #                                FUZZ_SECONDS (default 20) over its corpus,
 #                                and every seed and regression input once
-#   scripts/fuzz.sh run SECONDS  each target for SECONDS (one after the
-#                                other), then a table of executions and
+#   scripts/fuzz.sh run SECONDS [TARGET...]
+#                                each target (or those named) for SECONDS,
+#                                one after the other, then a table of executions and
 #                                crashes per target; crashing inputs are left
 #                                in build-fuzz/tests/fuzz/artifacts/<target>/
 #   scripts/fuzz.sh build        configure and build only
@@ -20,7 +21,7 @@ jobs=${JOBS:-$(nproc)}
 targets="fuzz_client_frame fuzz_ingest_token fuzz_api_json fuzz_mux_input"
 
 usage() {
-    sed -n '3,14p' "$0" | sed 's/^# \{0,1\}//' >&2
+    sed -n '3,15p' "$0" | sed 's/^# \{0,1\}//' >&2
     exit 2
 }
 
@@ -80,9 +81,12 @@ check)
     ctest --test-dir "$build" -L fuzz -j "$jobs" --output-on-failure
     ;;
 run)
-    [ $# -eq 2 ] || usage
+    [ $# -ge 2 ] || usage
+    seconds=$2
+    shift 2
+    [ $# -eq 0 ] || targets="$*"
     build
-    run "$2"
+    run "$seconds"
     ;;
 *)
     usage
