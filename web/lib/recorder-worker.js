@@ -25,6 +25,7 @@ const PING_EVERY_MS = 10000;
 const BACKOFF_MIN_MS = 500;
 const BACKOFF_MAX_MS = 10000;
 const MAX_BUFFERED_BYTES = 8 * 1048576; // websocket send buffer we allow
+const SILENCE_MS = 30000; // no frame for this long (pings every 10 s): a dead connection
 
 let proto = null;
 let track = null; // the store's record, kept current here
@@ -48,6 +49,7 @@ const conn = {
   nonce: 1,
   pumping: false,
   fatal: null,
+  lastRx: 0,
 };
 
 function nowUs() {
@@ -169,7 +171,11 @@ async function connect() {
       },
     });
   };
-  sock.onmessage = (e) => onFrame(decodeServer(proto, e.data)).catch((err) => console.error(err));
+  conn.lastRx = Date.now();
+  sock.onmessage = (e) => {
+    conn.lastRx = Date.now();
+    onFrame(decodeServer(proto, e.data)).catch((err) => console.error(err));
+  };
   sock.onclose = () => {
     if (ws !== sock) return;
     ws = null;
@@ -180,8 +186,25 @@ async function connect() {
   sock.onerror = () => {}; // onclose follows
 }
 
+// A half-open connection (the server or a middlebox vanished without a
+// FIN) never closes by itself: after SILENCE_MS without a frame it is
+// abandoned and a new one is opened.
+function dropSilent() {
+  const s = ws;
+  ws = null;
+  clearInterval(conn.pingTimer);
+  conn.pingTimer = null;
+  s.onclose = s.onmessage = null;
+  s.close(4000, 'silent');
+  scheduleReconnect();
+}
+
 function ping() {
   if (!ws || ws.readyState !== WebSocket.OPEN) return;
+  if (Date.now() - conn.lastRx > SILENCE_MS) {
+    dropSilent();
+    return;
+  }
   send({
     ping: {
       clientTimeUs: nowUs(),
