@@ -12,6 +12,9 @@
 #include <libavutil/audio_fifo.h>
 #include <libavutil/pixdesc.h>
 
+#define X264_MIN_SIDE 16
+#define X264_MAX_SIDE 8192
+
 #define AAC_RATE                48000
 #define AAC_BITRATE_PER_CHANNEL 96000
 
@@ -318,6 +321,16 @@ static int open_vx264(mp4_ctx *c, const AVStream *ist)
     if (ist->codecpar->format != AV_PIX_FMT_YUV420P) {
         snprintf(c->err, sizeof c->err, "transcoding %s video: pixel format %s is not yuv420p",
                  dc->name, av_get_pix_fmt_name(ist->codecpar->format));
+        return -1;
+    }
+    /* checked here: FFmpeg 5.1 leaks libx264's parameters when the encoder
+     * refuses to open (found by fuzz_mux_input) */
+    int w = ist->codecpar->width, h = ist->codecpar->height;
+    if (w < X264_MIN_SIDE || h < X264_MIN_SIDE || w > X264_MAX_SIDE || h > X264_MAX_SIDE ||
+        w % 2 != 0 || h % 2 != 0) {
+        snprintf(c->err, sizeof c->err,
+                 "transcoding %s video: %dx%d is not an even size from %dx%d to %dx%d", dc->name, w,
+                 h, X264_MIN_SIDE, X264_MIN_SIDE, X264_MAX_SIDE, X264_MAX_SIDE);
         return -1;
     }
     c->vdec = avcodec_alloc_context3(dc);

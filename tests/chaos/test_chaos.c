@@ -35,9 +35,10 @@
 #define SETTLE_MS     600000 /* after the faults: senders done, tracks muxed */
 #define DECODE_SAMPLE 20
 
-enum fault_kind { F_KILL, F_PAUSE, F_NATS, F_PG, F_KINDS };
-static const char *fault_names[F_KINDS] = {"kill -9 + restart", "pause (SIGSTOP/SIGCONT)",
-                                           "nats-server restart", "PostgreSQL restart"};
+enum fault_kind { F_KILL, F_PAUSE, F_NATS, F_NATS_KILL, F_PG, F_KINDS };
+static const char *fault_names[F_KINDS] = {"service kill -9 + restart", "pause (SIGSTOP/SIGCONT)",
+                                           "nats-server restart", "nats-server kill -9 + restart",
+                                           "PostgreSQL fast shutdown + restart"};
 
 typedef struct service_ref {
     const char *name;
@@ -111,7 +112,11 @@ static int fault_pause(pid_t pid)
 static int inject_one(void)
 {
     int kind = between(0, 99);
-    kind = kind < 45 ? F_KILL : kind < 75 ? F_PAUSE : kind < 88 ? F_NATS : F_PG;
+    kind = kind < 45   ? F_KILL
+           : kind < 75 ? F_PAUSE
+           : kind < 82 ? F_NATS
+           : kind < 88 ? F_NATS_KILL
+                       : F_PG;
     int rc = 0;
     if (kind == F_KILL) {
         service_ref *svc = &services[between(0, NSERVICES - 1)];
@@ -129,6 +134,13 @@ static int inject_one(void)
         rc = fault_pause(pid);
     } else if (kind == F_NATS) {
         fprintf(stderr, "chaos: restart nats-server\n");
+        rc = harness_nats_restart(stack.h, &stack.nats);
+    } else if (kind == F_NATS_KILL) {
+        fprintf(stderr, "chaos: kill -9 nats-server\n");
+        harness_signal(stack.h, stack.nats.pid, SIGKILL);
+        harness_wait_exit(stack.h, stack.nats.pid, 10000, NULL);
+        stack.nats.pid = 0;
+        usleep((useconds_t)between(200, 2000) * 1000);
         rc = harness_nats_restart(stack.h, &stack.nats);
     } else {
         fprintf(stderr, "chaos: restart PostgreSQL (fast shutdown)\n");
