@@ -1,6 +1,7 @@
 /* muxer -- remuxes a finished raw track into the editor files (seekable
  * WebM, MP4, WAV) and writes the session manifest (docs/muxer.md). */
 #include <libavutil/log.h>
+#include <libavutil/mem.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -29,6 +30,10 @@ static const ss_config_var muxer_vars[] = {
      &mx.ack_wait_ms},
     {"MUXER_RETRY_MAX_DELAY", SS_CONFIG_DURATION, false, false, "30s", 100, 600000, NULL,
      "longest wait between retries of a transient store or database failure", &mx.retry_max_ms},
+    {"MUXER_MAX_ALLOC", SS_CONFIG_SIZE, false, false, "256MiB", 16 << 20, 4LL << 30, NULL,
+     "largest single allocation FFmpeg may make: a raw track that claims a huge packet or "
+     "header fails with a reason instead of exhausting memory",
+     &mx.max_alloc},
     {"MUXER_STALL_TIMEOUT", SS_CONFIG_DURATION, false, false, "30s", 1000, 600000, NULL,
      "a store request moving under 1 KiB/s for this long is cut and retried", &mx.stall_timeout_ms},
 };
@@ -106,6 +111,7 @@ int main(int argc, char **argv)
         return 1;
     mx.svc = &svc;
     av_log_set_callback(ffmpeg_log);
+    av_max_alloc((size_t)mx.max_alloc);
     ss_s3_client_opts opts = {.connect_timeout_ms = 10000, .stall_timeout_ms = mx.stall_timeout_ms};
     if (ss_s3_client_new(&svc.s3, &opts, &mx.s3, err, sizeof err) != 0) {
         ss_log_error("cannot create the object store client", "{s:s}", "error", err);

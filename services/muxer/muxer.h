@@ -28,7 +28,7 @@ typedef struct mx_ctx {
     ss_service *svc;
     ss_s3_client *s3;
     int64_t concurrency, ack_wait_ms, retry_max_ms, stall_timeout_ms;
-    int64_t read_window, part_size;
+    int64_t read_window, part_size, max_alloc;
     bool transcode;
     const char *tmp_dir;
 } mx_ctx;

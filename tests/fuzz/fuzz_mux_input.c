@@ -8,6 +8,7 @@
 #include <libavformat/avio.h>
 #include <libavutil/error.h>
 #include <libavutil/log.h>
+#include <libavutil/mem.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +18,8 @@
 #include "mux_core.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
+
+#define MUX_MAX_ALLOC_BYTES (256 << 20)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 typedef struct {
@@ -87,6 +90,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     snprintf(wav_path, sizeof wav_path, "%s/out.wav", dir);
     atexit(remove_dir);
     av_log_set_level(AV_LOG_QUIET);
+    av_max_alloc(MUX_MAX_ALLOC_BYTES); /* as the muxer service does (MUXER_MAX_ALLOC) */
     return 0;
 }
 
