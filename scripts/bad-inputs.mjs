@@ -43,7 +43,18 @@ function entriesOf(file, cFiles) {
   const out = [];
   let pending = [];
   lines.forEach((line, i) => {
-    const m = line.match(MARK);
+    let m = line.match(MARK);
+    if (m && /\/\*/.test(line) && !/\*\//.test(line)) {
+      // a C comment that clang-format wrapped: join its lines up to the */
+      let text = m[1];
+      for (let k = i + 1; k < lines.length; k++) {
+        const end = /\*\//.test(lines[k]);
+        text += ' ' + lines[k].replace(/^\s*\*?\s?/, '').replace(/\s*\*\/\s*$/, '').trim();
+        lines[k] = '';
+        if (end) break;
+      }
+      m = [null, text];
+    }
     if (m) {
       const cols = m[1].split('|').map((s) => s.trim());
       if (cols.length !== 4 || cols.some((c) => !c))
