@@ -8,7 +8,9 @@
 #include <stdio.h>
 #include <string.h>
 
-static void log_mhd_error(void *cls, const char *fmt, va_list ap)
+/* libmicrohttpd's printf-style logger: the format comes from the library. */
+__attribute__((format(printf, 2, 0))) static void log_mhd_error(void *cls, const char *fmt,
+                                                                va_list ap)
 {
     (void)cls;
     char msg[512];
