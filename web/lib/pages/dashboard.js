@@ -1,7 +1,7 @@
 // dashboard.js -- the host's sessions: API key, create, list, links, end, delete.
 
 import {
-  createSession, deleteSession, endSession, getApiKey, getSession, listSessions, setApiKey,
+  createSession, deleteSession, endSession, getApiKey, listSessions, setApiKey,
 } from '/lib/api.js';
 import { $, clearError, el, formatTime, initPage, showError } from '/lib/pages/common.js';
 
@@ -106,29 +106,6 @@ function sessionItem(s) {
       el('span', { class: 'copy-status muted', 'aria-live': 'polite' })));
 }
 
-// GET /v1/sessions may leave out invite_token (GET /v1/sessions/{sid} has
-// it): fetch the missing ones, a few at a time, and keep them (an invite
-// token never changes for a session).
-const invites = new Map();
-async function fillInvites(key, sessions) {
-  for (const s of sessions) {
-    if (s.invite_token) invites.set(s.id, s.invite_token);
-  }
-  const missing = sessions.filter((s) => !invites.has(s.id) && s.state !== 'deleting');
-  const worker = async () => {
-    for (let s = missing.shift(); s; s = missing.shift()) {
-      try {
-        const full = await getSession(key, s.id);
-        if (full && full.invite_token) invites.set(s.id, full.invite_token);
-      } catch (err) {
-        console.warn('session', s.id, err.message);
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: 4 }, worker));
-  for (const s of sessions) if (!s.invite_token) s.invite_token = invites.get(s.id) || '';
-}
-
 let loading = false;
 async function refresh() {
   const key = getApiKey();
@@ -146,7 +123,6 @@ async function refresh() {
     const reply = await listSessions(key);
     const sessions = (reply && reply.sessions) || [];
     sessions.sort((a, b) => String(b.created_at).localeCompare(String(a.created_at)));
-    await fillInvites(key, sessions);
     list.replaceChildren(...sessions.map(sessionItem));
     status.textContent = sessions.length ? `${sessions.length} session${sessions.length === 1 ? '' : 's'}` : 'No sessions yet.';
   } catch (err) {
@@ -189,7 +165,6 @@ function main() {
     btn.disabled = true;
     try {
       const created = await createSession(getApiKey(), $('new-session-title').value.trim());
-      if (created && created.invite_token) invites.set(created.id, created.invite_token);
       $('new-session-title').value = '';
       await refresh();
     } catch (err) {
