@@ -46,8 +46,9 @@ static int load_caught_up(const char *track_id, cs_track *t, cs_log_tail *lt, ch
         if (t->durable_seq != last_seq) {
             last_seq = t->durable_seq;
             still_since = waited;
-        } else if (t->found && waited - still_since >= CS_CATCH_UP_AFTER_MS &&
-                   cs_index_catch_up(cs_requests_ctx, track_id, t->durable_seq, lt->next_seq) > 0) {
+        } else if (waited - still_since >= CS_CATCH_UP_AFTER_MS && /* chunk 0 may be missing too */
+                   cs_index_catch_up(cs_requests_ctx, track_id, t->found ? t->durable_seq : 0,
+                                     lt->next_seq) > 0) {
             continue;
         }
         if (waited >= CS_INDEX_WAIT_MS) {
