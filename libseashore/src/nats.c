@@ -118,3 +118,21 @@ void ss_nats_close(ss_nats *n)
     n->js = NULL;
     n->conn = NULL;
 }
+
+natsStatus ss_js_fetch_one(natsSubscription *sub, int wait_ms, natsMsg **msg, jsErrCode *jerr)
+{
+    natsMsgList list = {0};
+    jsErrCode code = 0;
+    *msg = NULL;
+    natsStatus s = natsSubscription_Fetch(&list, sub, 1, wait_ms, &code);
+    if (s == NATS_OK && list.Count == 1) {
+        *msg = list.Msgs[0];
+        list.Msgs[0] = NULL;
+    } else if (s == NATS_OK) {
+        s = NATS_TIMEOUT;
+    }
+    natsMsgList_Destroy(&list);
+    if (jerr != NULL)
+        *jerr = code;
+    return s;
+}

@@ -123,12 +123,12 @@ static void *thread_main(void *arg)
     }
     t->sub = subscribe(&t->spec);
     while (t->sub != NULL && !ss_drain_requested()) {
-        natsMsgList list = {0};
+        natsMsg *msg = NULL;
         jsErrCode jerr = 0;
-        natsStatus s = natsSubscription_Fetch(&list, t->sub, 1, FETCH_WAIT_MS, &jerr);
-        for (int i = 0; i < list.Count; i++)
-            item_run(t, list.Msgs[i]);
-        natsMsgList_Destroy(&list);
+        natsStatus s = ss_js_fetch_one(t->sub, FETCH_WAIT_MS, &msg, &jerr);
+        if (msg != NULL)
+            item_run(t, msg);
+        natsMsg_Destroy(msg);
         if (s != NATS_OK && s != NATS_TIMEOUT) {
             ss_log_warn("fetch of work items failed", "{s:s, s:s, s:i}", "subject", t->spec.subject,
                         "error", natsStatus_GetText(s), "js_error", (int)jerr);

@@ -388,13 +388,12 @@ static void *indexer_main(void *arg)
             index_sweep(cs);
             last_sweep = now;
         }
-        natsMsgList list = {0};
+        natsMsg *msg = NULL;
         jsErrCode jerr = 0;
-        natsStatus s =
-            natsSubscription_Fetch(&list, sub, (int)cs->index_batch, FETCH_WAIT_MS, &jerr);
-        for (int i = 0; i < list.Count; i++)
-            handle_msg(cs, list.Msgs[i]);
-        natsMsgList_Destroy(&list);
+        natsStatus s = ss_js_fetch_one(sub, FETCH_WAIT_MS, &msg, &jerr);
+        if (msg != NULL)
+            handle_msg(cs, msg);
+        natsMsg_Destroy(msg);
         if (s != NATS_OK && s != NATS_TIMEOUT) {
             ss_log_warn("fetch from the chunk log failed", "{s:s, s:i}", "error",
                         natsStatus_GetText(s), "js_error", (int)jerr);

@@ -39,8 +39,6 @@ static const ss_config_var store_vars[] = {
      "keep committed chunks in the log until the track is muxed, so a part the store loses can "
      "be uploaded again (the log then grows with the length of recordings)",
      &cs.keep_committed},
-    {"INDEX_BATCH", SS_CONFIG_INT, false, false, "64", 1, 1024, NULL,
-     "chunk records fetched per pull from the chunk log", &cs.index_batch},
 };
 
 int main(int argc, char **argv)

@@ -5,12 +5,15 @@
  *   int main(void) { TEST_RUN(test_x); return check_finish(); }
  *
  * Each check also evaluates to whether it passed, so a test can stop early:
- * `if (!CHECK(p != NULL)) return;`. Header-only; one test file per binary. */
+ * `if (!CHECK(p != NULL)) return;`. Header-only; one test file per binary.
+ * CHECK_ONLY=<substring> in the environment runs only the test functions
+ * whose names contain it (while working on one). */
 #ifndef SEASHORE_CHECK_H
 #define SEASHORE_CHECK_H
 
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define CHECK(cond)           check_true_((cond) ? true : false, #cond, __FILE__, __LINE__)
@@ -101,6 +104,9 @@ static inline bool check_contains_(const char *s, const char *ss, const char *es
 
 static inline void check_run_(void (*fn)(void), const char *name)
 {
+    const char *only = getenv("CHECK_ONLY");
+    if (only != NULL && *only != '\0' && strstr(name, only) == NULL)
+        return;
     int before = check_state()->checks_failed;
     printf("== %s\n", name);
     fflush(stdout);

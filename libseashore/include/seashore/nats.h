@@ -27,6 +27,16 @@ natsStatus ss_nats_connect(ss_nats *n, const char *url, const char *name)
 /* Readiness check for ss_ops_add_ready_check(): arg is the ss_nats. */
 bool ss_nats_ready(void *arg, char *why, size_t whylen);
 
+/* The next message of a JetStream pull subscription, waiting up to wait_ms:
+ * NATS_OK with *msg (caller destroys), NATS_TIMEOUT with *msg NULL, or the
+ * error (*jerr the JetStream code, may be NULL). One message per pull: the
+ * natsSubscription_Fetch of nats.c before 3.10 (Debian 12 has 3.4) writes
+ * past its batch array when more than half a batch is already waiting from
+ * an earlier pull request (nats.c #749), which a burst after a server pause
+ * produces; messages already waiting cost no round trip. */
+natsStatus ss_js_fetch_one(natsSubscription *sub, int wait_ms, natsMsg **msg, jsErrCode *jerr)
+    __attribute__((warn_unused_result));
+
 /* Drains (flushes pending publishes) and closes; accepts a zeroed struct. */
 void ss_nats_close(ss_nats *n);
 
