@@ -13,6 +13,9 @@
 #   make bench-token   the token benchmark (bench/token/run.sh $(BENCH_ARGS))
 #   make bench-upload  the upload benchmark (bench/upload/run.sh $(BENCH_ARGS))
 #   make bench-mux     the mux benchmark (bench/mux/run.sh $(BENCH_ARGS))
+#   make bench-e2e     time to file, 5/30/60-minute tracks (bench/e2e/run.sh $(BENCH_ARGS))
+#   make bench-scale   the scale curve, 10..400 recorders (bench/scale/run.sh $(BENCH_ARGS))
+#   make bench         all of them, then bench/results/<date>.md (BENCH_ARGS=--quick: short)
 #   make chaos         the chaos test for MINUTES (default 30) with SEED (default 1)
 #   make fuzz          every libFuzzer target for FUZZ_SECONDS each (default 600)
 
@@ -68,7 +71,7 @@ clean:
 
 # The ingest benchmark; report in bench/results/. Options through BENCH_ARGS,
 # e.g. make bench-ingest BENCH_ARGS='--seconds 5 --scenarios "20x65536"'
-.PHONY: bench-ingest bench-token bench-upload bench-mux chaos fuzz
+.PHONY: bench bench-ingest bench-token bench-upload bench-mux bench-e2e bench-scale chaos fuzz
 bench-token:
 	bench/token/run.sh $(BENCH_ARGS)
 
@@ -80,6 +83,16 @@ bench-upload:
 
 bench-mux:
 	bench/mux/run.sh $(BENCH_ARGS)
+
+bench-e2e:
+	bench/e2e/run.sh $(BENCH_ARGS)
+
+bench-scale:
+	bench/scale/run.sh $(BENCH_ARGS)
+
+bench:
+	$(MAKE) --no-print-directory deps
+	bench/run-all.sh $(BENCH_ARGS)
 
 # Faults injected for a long time through the whole pipeline (the test suite
 # runs the same test for 2 minutes).

@@ -139,7 +139,9 @@ typedef struct track {
     bool srv_ended, srv_sha_ok;
     uint64_t srv_count, srv_bytes;
     unsigned char srv_sha[SHA256_LEN];
-    bool ended; /* Ended received and matching */
+    bool ended;               /* Ended received and matching */
+    int64_t end_sent_unix_us; /* wall clock of the first End written, 0 = none */
+    int64_t ended_unix_us;    /* wall clock of the matching Ended, 0 = none */
 
     /* clock offset (server - client), best of the Pongs; rtt 0 = none */
     uint64_t nonce;

@@ -73,6 +73,7 @@ static int64_t percentile(const latency *l, double p)
 typedef struct totals {
     uint64_t sent, durable, committed, committed_updates, chunks_acked, chunks_sent;
     unsigned reconnects, ended;
+    int64_t last_end_sent_us, last_ended_us; /* wall clock, 0 = none */
 } totals;
 
 static void sum_tracks(const sender *s, totals *t)
@@ -88,6 +89,10 @@ static void sum_tracks(const sender *s, totals *t)
         t->chunks_sent += k->chunks_sent;
         t->reconnects += k->reconnects;
         t->ended += k->state == TS_DONE;
+        if (k->end_sent_unix_us > t->last_end_sent_us)
+            t->last_end_sent_us = k->end_sent_unix_us;
+        if (k->ended_unix_us > t->last_ended_us)
+            t->last_ended_us = k->ended_unix_us;
     }
 }
 
@@ -175,15 +180,16 @@ int stats_write(sender *s)
     sum_tracks(s, &t);
     qsort(s->lat.samples, s->lat.n, sizeof *s->lat.samples, cmp_i64);
     double seconds = (double)(mono_us() - s->start_us) / 1e6;
-    json_t *j =
-        json_pack("{s:I, s:I, s:I, s:f, s:I, s:{s:I, s:I, s:I}, s:I, s:I, s:I, s:I, s:I}", "tracks",
-                  (json_int_t)s->ntracks, "chunks", (json_int_t)t.chunks_acked, "bytes",
-                  (json_int_t)t.durable, "seconds", seconds, "reconnects", (json_int_t)t.reconnects,
-                  "ack_latency_us", "p50", (json_int_t)percentile(&s->lat, 50), "p99",
-                  (json_int_t)percentile(&s->lat, 99), "max", (json_int_t)s->lat.max, "ended",
-                  (json_int_t)t.ended, "chunks_sent", (json_int_t)t.chunks_sent, "bytes_sent",
-                  (json_int_t)t.sent, "committed_bytes", (json_int_t)t.committed,
-                  "committed_updates", (json_int_t)t.committed_updates);
+    json_t *j = json_pack(
+        "{s:I, s:I, s:I, s:f, s:I, s:{s:I, s:I, s:I}, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "tracks",
+        (json_int_t)s->ntracks, "chunks", (json_int_t)t.chunks_acked, "bytes",
+        (json_int_t)t.durable, "seconds", seconds, "reconnects", (json_int_t)t.reconnects,
+        "ack_latency_us", "p50", (json_int_t)percentile(&s->lat, 50), "p99",
+        (json_int_t)percentile(&s->lat, 99), "max", (json_int_t)s->lat.max, "ended",
+        (json_int_t)t.ended, "chunks_sent", (json_int_t)t.chunks_sent, "bytes_sent",
+        (json_int_t)t.sent, "committed_bytes", (json_int_t)t.committed, "committed_updates",
+        (json_int_t)t.committed_updates, "last_end_sent_unix_us", (json_int_t)t.last_end_sent_us,
+        "last_ended_unix_us", (json_int_t)t.last_ended_us);
     if (!j) {
         error_msg(s, "--stats-json: cannot build the JSON object");
         return -1;

@@ -212,6 +212,8 @@ static int send_end(track *t)
     if (write_frame(t, &f, "End") != 0)
         return -1;
     t->end_sent = true;
+    if (t->end_sent_unix_us == 0)
+        t->end_sent_unix_us = real_us();
     debug(t->s, "track %s: End (%llu chunks, %llu bytes)", t->id, (unsigned long long)e.chunk_count,
           (unsigned long long)e.total_bytes);
     return 1;
@@ -240,6 +242,7 @@ int track_settle_ended(track *t)
     if (t->srv_count == track_chunk_count(t) && t->srv_bytes == t->s->src.avail && t->srv_sha_ok &&
         memcmp(t->srv_sha, t->digest, SHA256_LEN) == 0) {
         t->ended = true;
+        t->ended_unix_us = real_us();
         track_progress(t);
         if (t->s->o->wait_committed && t->committed < track_chunk_count(t))
             say(t->s, "track %s: ended; waiting until the object store holds all %llu chunks",
