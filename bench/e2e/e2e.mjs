@@ -1,9 +1,10 @@
 // bench/e2e/e2e.mjs -- the measuring half of bench/e2e/run.sh and
 // bench/scale/run.sh (which start the stack; BENCH_API and BENCH_KEY name it).
 //
-//   time-to-file SEND MEDIA MIME PREFIX   one track through the stack: prints
+//   time-to-file SEND MEDIA MIME PREFIX RATE   one track through the stack
+//       (RATE chunks of 1 MiB a second, 0 = unlimited): prints
 //       {bytes, post_s, end_to_raw_s, end_to_files_s, files}
-//   report-ttf MACHINE COMMAND            JSON lines on stdin -> markdown
+//   report-ttf MACHINE COMMAND SPEED      JSON lines on stdin -> markdown
 //   scale SEND MEDIA MIME PREFIX N CHUNK   N recorders, one CHUNK-byte chunk a
 //       second each, through the whole stack; CPU and RSS of every process of
 //       the stack (BENCH_DEV_DIR, BENCH_BUILD) sampled; waits for the uploads
@@ -72,12 +73,12 @@ function observe(track, seen, now) {
   }
 }
 
-async function timeToFile(send, media, mime, prefix) {
+async function timeToFile(send, media, mime, prefix, rate) {
   const { sessionId, ingest } = await joinOne('bench time to file');
   writeFileSync(`${prefix}.token`, ingest.token, { mode: 0o600 });
   const trackId = randomUUID();
   const sending = run(send, ['--url', ingest.url, '--token-file', `${prefix}.token`, '--mime', mime,
-    '--track-id', trackId, '--chunk-size', '1048576', '--quiet', '--stats-json', `${prefix}.stats.json`,
+    '--track-id', trackId, '--chunk-size', '1048576', '--rate', String(rate || 0), '--quiet', '--stats-json', `${prefix}.stats.json`,
     media], `${prefix}.send.log`);
   let sent = false;
   sending.then(() => (sent = true), () => (sent = true));
@@ -101,12 +102,12 @@ async function timeToFile(send, media, mime, prefix) {
   };
 }
 
-function reportTtf(machine, command, rows) {
+function reportTtf(machine, command, speed, rows) {
   const first = rows[0];
   const lines = [
     `# End-to-end benchmark: time to file, ${new Date().toISOString().slice(0, 10)}`, '',
     `- Machine: ${machine}`, `- Command: \`${command}\` (release build, the whole stack on loopback: scripts/dev.sh with s3rver)`,
-    '- Media: 1080p30 H.264 at ~6 Mbit/s + Opus 128 kbit/s in Matroska (`video/webm;codecs=h264,opus`), posted by seashore-send with 1 MiB chunks as fast as the stack acknowledges',
+    `- Media: 1080p30 H.264 at ~6 Mbit/s + Opus 128 kbit/s in Matroska (\`video/webm;codecs=h264,opus\`), posted by seashore-send in 1 MiB chunks at ${+speed ? `${speed}× real time` : 'the speed the stack acknowledges'}`,
     '- Peer: `ffmpeg -i track -c copy -movflags +faststart out.mp4` on local disk, same file, same run: the one remux any upload-then-process pipeline does after the guest stops', '',
     '| track | bytes | post MB/s | End → raw complete s | End → all editor files s | peer remux s | files / peer | files vs 5 min |',
     '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
@@ -263,7 +264,7 @@ async function main() {
     console.log(JSON.stringify(await timeToFile(...args)));
   } else if (cmd === 'report-ttf' || cmd === 'report-scale') {
     const rows = readFileSync(0, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l));
-    console.log((cmd === 'report-ttf' ? reportTtf : reportScale)(args[0], args[1], rows));
+    console.log(cmd === 'report-ttf' ? reportTtf(args[0], args[1], args[2], rows) : reportScale(args[0], args[1], rows));
   } else if (cmd === 'scale') {
     const [send, media, mime, prefix, n, chunk] = args;
     console.log(JSON.stringify(await scale(send, media, mime, prefix, +n, +chunk)));

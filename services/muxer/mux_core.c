@@ -2,9 +2,13 @@
  * shared timestamp and audio-decoding helpers, and mx_make_outputs. */
 #include "mux_core.h"
 
+#include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include <libavcodec/avcodec.h>
 #include <libavformat/avformat.h>
@@ -274,6 +278,103 @@ out:
     return ret;
 }
 
+#define MX_PASSES 3
+static const char *const pass_names[MX_PASSES] = {"WebM", "MP4", "WAV"};
+
+static void run_pass(int k, const mx_input *in, const char *path, const mx_options *opt,
+                     mx_output *o)
+{
+    if (k == 0)
+        mx_write_webm(in, path, o);
+    else if (k == 1)
+        mx_write_mp4(in, path, opt, o);
+    else
+        mx_write_wav(in, path, opt, o);
+}
+
+/* One output's pass on its own thread, with its own reader. */
+typedef struct pass_thread {
+    int k;
+    mx_input in;
+    const char *path;
+    const mx_options *opt;
+    mx_output *out;
+    pthread_t thread;
+    bool started;
+    pthread_mutex_t *mu;
+    pthread_cond_t *cv;
+    int *running;
+} pass_thread;
+
+static void *pass_main(void *arg)
+{
+    pass_thread *p = arg;
+    run_pass(p->k, &p->in, p->path, p->opt, p->out);
+    pthread_mutex_lock(p->mu);
+    (*p->running)--;
+    pthread_cond_signal(p->cv);
+    pthread_mutex_unlock(p->mu);
+    return NULL;
+}
+
+/* Waits for the passes, calling in->tick about once a second. */
+static void wait_passes(const mx_input *in, pthread_mutex_t *mu, pthread_cond_t *cv, int *running)
+{
+    pthread_mutex_lock(mu);
+    while (*running > 0) {
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += 1;
+        if (pthread_cond_timedwait(cv, mu, &until) == ETIMEDOUT) {
+            pthread_mutex_unlock(mu);
+            in->tick(in->opaque);
+            pthread_mutex_lock(mu);
+        }
+    }
+    pthread_mutex_unlock(mu);
+}
+
+/* The passes at once: the AAC encoder of the MP4 pass is the long pole
+ * (about 30x real time on one core), and the other passes and every read
+ * from the store overlap with it. 0, or -1 when no thread could be started
+ * (nothing written: the caller runs the passes one after another). */
+static int run_parallel(const mx_input *in, const char *const paths[MX_PASSES],
+                        const mx_options *opt, mx_output *const outs[MX_PASSES])
+{
+    pass_thread t[MX_PASSES] = {0};
+    pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+    pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
+    int running = 0, started = 0;
+    for (int k = 0; k < MX_PASSES; k++) {
+        if (!paths[k])
+            continue;
+        t[k] = (pass_thread){k, *in, paths[k], opt, outs[k], 0, false, &mu, &cv, &running};
+        t[k].in.opaque = in->another(in->opaque);
+        if (t[k].in.opaque == NULL)
+            continue;
+        pthread_mutex_lock(&mu);
+        running++;
+        pthread_mutex_unlock(&mu);
+        t[k].started = pthread_create(&t[k].thread, NULL, pass_main, &t[k]) == 0;
+        if (!t[k].started) {
+            pthread_mutex_lock(&mu);
+            running--;
+            pthread_mutex_unlock(&mu);
+        }
+        started += t[k].started;
+    }
+    wait_passes(in, &mu, &cv, &running);
+    for (int k = 0; k < MX_PASSES; k++) {
+        if (t[k].started)
+            pthread_join(t[k].thread, NULL);
+        else if (paths[k] && started > 0) /* its own reader or thread failed: run it here */
+            run_pass(k, in, paths[k], opt, outs[k]);
+        if (t[k].in.opaque)
+            in->release(t[k].in.opaque);
+    }
+    return started > 0 ? 0 : -1;
+}
+
 int mx_make_outputs(const mx_input *in, const char *webm_path, const char *mp4_path,
                     const char *wav_path, const mx_options *opt, mx_result *res, char *err,
                     size_t errlen)
@@ -291,18 +392,15 @@ int mx_make_outputs(const mx_input *in, const char *webm_path, const char *mp4_p
         fail_all(res, err);
         return -1;
     }
-    if (webm_path)
-        mx_write_webm(in, webm_path, &res->webm);
-    else
-        mx_set(&res->webm, MX_OUT_SKIPPED, "no WebM path given");
-    if (mp4_path)
-        mx_write_mp4(in, mp4_path, opt, &res->mp4);
-    else
-        mx_set(&res->mp4, MX_OUT_SKIPPED, "no MP4 path given");
-    if (wav_path)
-        mx_write_wav(in, wav_path, opt, &res->wav);
-    else
-        mx_set(&res->wav, MX_OUT_SKIPPED, "no WAV path given");
+    const char *paths[MX_PASSES] = {webm_path, mp4_path, wav_path};
+    mx_output *outs[MX_PASSES] = {&res->webm, &res->mp4, &res->wav};
+    for (int k = 0; k < MX_PASSES; k++)
+        if (!paths[k])
+            mx_set(outs[k], MX_OUT_SKIPPED, "no %s path given", pass_names[k]);
+    if (!in->another || !in->release || !in->tick || run_parallel(in, paths, opt, outs) != 0)
+        for (int k = 0; k < MX_PASSES; k++)
+            if (paths[k])
+                run_pass(k, in, paths[k], opt, outs[k]);
     res->duration_us = FFMAX(res->duration_us, FFMAX(res->webm.duration_us, res->mp4.duration_us));
     return 0;
 }

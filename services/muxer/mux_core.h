@@ -34,6 +34,14 @@ typedef struct mx_input {
     const char *mime_type; /* e.g. "video/webm;codecs=vp8,opus"; may be NULL.
                             * Only quoted in messages: the container is
                             * probed from the bytes. */
+    /* Optional, all three or none: `another` opens a second reader of the
+     * same input (its own position and connection; NULL on failure) and
+     * `release` frees it; with them the outputs are made at once, one thread
+     * each, instead of one after another. `tick` is then called about once a
+     * second on the calling thread while they run (e.g. a work heartbeat). */
+    void *(*another)(void *opaque);
+    void (*release)(void *another);
+    void (*tick)(void *opaque);
 } mx_input;
 
 typedef struct mx_options {

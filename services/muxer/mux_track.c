@@ -4,6 +4,7 @@
 #include "muxer.h"
 
 #include <inttypes.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -98,24 +99,87 @@ static int job_timeline(mx_worker *wk, mux_job *j)
     return 0;
 }
 
+/* The raw object as the core's input: the worker's reader, and one more
+ * reader with its own connection per output pass (run at once). */
+typedef struct job_source {
+    mx_s3_source src; /* first: the read and seek callbacks take it */
+    mx_worker *wk;
+    atomic_bool stop;           /* draining: the passes' transfers give up */
+    atomic_bool pass_transient; /* a pass's reads failed transiently: retry */
+} job_source;
+
+typedef struct pass_source {
+    mx_s3_source src; /* first, as above */
+    ss_s3_conn *conn;
+    job_source *js;
+} pass_source;
+
+static int pass_progress(void *arg)
+{
+    return atomic_load((atomic_bool *)arg) ? 1 : 0;
+}
+
+static void *pass_source_open(void *opaque)
+{
+    job_source *js = opaque;
+    char err[256];
+    pass_source *ps = calloc(1, sizeof *ps);
+    if (ps == NULL || (ps->conn = ss_s3_conn_new(mx.s3)) == NULL) {
+        free(ps);
+        return NULL;
+    }
+    ps->js = js;
+    ss_s3_conn_set_progress(ps->conn, pass_progress, &js->stop);
+    if (mx_s3_source_open(&ps->src, ps->conn, js->src.key, js->src.win_cap, err, sizeof err) != 0) {
+        mx_s3_source_close(&ps->src);
+        ss_s3_conn_free(ps->conn);
+        free(ps);
+        return NULL;
+    }
+    return ps;
+}
+
+static void pass_source_close(void *another)
+{
+    pass_source *ps = another;
+    if (ps->src.last_error.code[0] != '\0' && ps->src.last_error.transient)
+        atomic_store(&ps->js->pass_transient, true);
+    mx_s3_source_close(&ps->src);
+    ss_s3_conn_free(ps->conn);
+    free(ps);
+}
+
+static void job_source_tick(void *opaque)
+{
+    job_source *js = opaque;
+    if (ss_work_heartbeat(&js->wk->w) != 0)
+        atomic_store(&js->stop, true);
+}
+
 /* Runs the FFmpeg core over the raw object. 0, 1 when the store failed
  * transiently (retry the item), -1 when the input is not usable media. */
 static int job_transcode(mx_worker *wk, mux_job *j, char *err, size_t errlen)
 {
-    mx_s3_source src;
-    if (mx_s3_source_open(&src, wk->s3, j->t.raw_key, (size_t)mx.read_window, err, errlen) != 0) {
-        bool transient = src.last_error.transient || src.size == 0;
-        mx_s3_source_close(&src);
+    job_source js = {.wk = wk};
+    atomic_init(&js.stop, false);
+    atomic_init(&js.pass_transient, false);
+    if (mx_s3_source_open(&js.src, wk->s3, j->t.raw_key, (size_t)mx.read_window, err, errlen) !=
+        0) {
+        bool transient = js.src.last_error.transient || js.src.size == 0;
+        mx_s3_source_close(&js.src);
         return transient ? 1 : -1;
     }
-    mx_input in = {mx_s3_read, mx_s3_seek, &src, j->t.mime_type};
+    mx_input in = {mx_s3_read,        mx_s3_seek,     &js, j->t.mime_type, pass_source_open,
+                   pass_source_close, job_source_tick};
     mx_options opt = {.transcode_video = mx.transcode, .wav_pad_us = j->offset_us};
     int rc =
         mx_make_outputs(&in, j->paths[0], j->paths[1], j->paths[2], &opt, &j->res, err, errlen);
-    bool store_failed = src.last_error.code[0] != '\0';
-    if (store_failed && src.last_error.transient)
+    bool store_failed = js.src.last_error.code[0] != '\0';
+    if ((store_failed && js.src.last_error.transient) || atomic_load(&js.pass_transient))
         rc = 1;
-    mx_s3_source_close(&src);
+    if (atomic_load(&js.stop))
+        rc = 1; /* draining: outputs may be cut short; the item is redone */
+    mx_s3_source_close(&js.src);
     return rc;
 }
 
