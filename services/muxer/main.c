@@ -34,6 +34,18 @@ static const ss_config_var muxer_vars[] = {
      "largest single allocation FFmpeg may make: a raw track that claims a huge packet or "
      "header fails with a reason instead of exhausting memory",
      &mx.max_alloc},
+    {"MUXER_LIVE_TRACKS", SS_CONFIG_INT, false, false, "4", 0, 64, NULL,
+     "recording tracks whose files are made while they are recorded (live muxing), at once; "
+     "0: only when a track is complete. Each takes about 130 MiB and up to a core",
+     &mx.live_tracks},
+    {"MUXER_LIVE_MOOV_RESERVE", SS_CONFIG_SIZE, false, false, "4MiB", 65536, 64 << 20, NULL,
+     "space kept at the front of a live MP4 for its moov (about 1.5 MiB per hour of 30 fps video "
+     "with AAC); a longer track is made again from the complete raw object",
+     &mx.live_moov_reserve},
+    {"MUXER_LIVE_IDLE", SS_CONFIG_DURATION, false, false, "10m", 10000, 86400000, NULL,
+     "a live job whose track sends nothing new for this long gives up (the work item makes the "
+     "files when the track completes)",
+     &mx.live_idle_ms},
     {"MUXER_STALL_TIMEOUT", SS_CONFIG_DURATION, false, false, "30s", 1000, 600000, NULL,
      "a store request moving under 1 KiB/s for this long is cut and retried", &mx.stall_timeout_ms},
 };
@@ -117,15 +129,17 @@ int main(int argc, char **argv)
         ss_log_error("cannot create the object store client", "{s:s}", "error", err);
         goto out;
     }
-    if (workers_start() != 0)
+    if (workers_start() != 0 || mx_live_start() != 0)
         goto out;
-    ss_log_info("muxer running", "{s:I, s:b, s:s}", "concurrency", (long long)mx.concurrency,
-                "transcode", mx.transcode, "tmp_dir", mx.tmp_dir);
+    ss_log_info("muxer running", "{s:I, s:I, s:b, s:s}", "concurrency", (long long)mx.concurrency,
+                "live_tracks", (long long)mx.live_tracks, "transcode", mx.transcode, "tmp_dir",
+                mx.tmp_dir);
     ss_drain_wait(-1);
     rc = 0;
 out:
     ss_drain_request(); /* workers stop fetching; in-flight items are nak'ed */
     ss_work_join();
+    mx_live_stop();
     ss_s3_client_free(mx.s3);
     ss_log_info(rc == 0 ? "drained" : "stopped on error", NULL);
     ss_service_cleanup(&svc);

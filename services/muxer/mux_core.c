@@ -1,6 +1,7 @@
 /* mux_core.c -- opening the input through the caller's callbacks, the
  * shared timestamp and audio-decoding helpers, and mx_make_outputs. */
 #include "mux_core.h"
+#include "mux_out.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -14,6 +15,24 @@
 #include <libavformat/avformat.h>
 #include <libavutil/opt.h>
 #include <libswresample/swresample.h>
+
+int mx_out_pb_open(AVIOContext **pb, const char *path, mx_out_file *live)
+{
+    if (live == NULL)
+        return avio_open(pb, path, AVIO_FLAG_WRITE);
+    *pb = mx_out_avio(live);
+    return *pb != NULL ? 0 : AVERROR(ENOMEM);
+}
+
+void mx_out_pb_close(AVIOContext **pb, mx_out_file *live)
+{
+    if (live == NULL) {
+        avio_closep(pb);
+        return;
+    }
+    mx_out_avio_free(pb);
+    mx_out_finish(live);
+}
 
 void mx_set(mx_output *o, mx_out_state state, const char *fmt, ...)
 {
@@ -285,7 +304,7 @@ static void run_pass(int k, const mx_input *in, const char *path, const mx_optio
                      mx_output *o)
 {
     if (k == 0)
-        mx_write_webm(in, path, o);
+        mx_write_webm(in, path, opt, o);
     else if (k == 1)
         mx_write_mp4(in, path, opt, o);
     else

@@ -44,9 +44,18 @@ typedef struct mx_input {
     void (*tick)(void *opaque);
 } mx_input;
 
+struct mx_out_file;
+
 typedef struct mx_options {
     bool transcode_video; /* MUXER_TRANSCODE: VP8/VP9/AV1 -> libx264 for the MP4 */
     int64_t wav_pad_us;   /* silence before the audio in the WAV, >= 0 */
+    /* Live muxing: each output written through its mx_out_file (mux_out.h)
+     * instead of to its path, so final parts can be uploaded meanwhile; and
+     * the MP4's moov written into this much space reserved at the front
+     * instead of moved there by rewriting the file (faststart). NULL / 0:
+     * plain files and faststart. */
+    struct mx_out_file *live_out[3]; /* webm, mp4, wav */
+    int64_t moov_reserve;
 } mx_options;
 
 typedef enum { MX_OUT_DONE, MX_OUT_FAILED, MX_OUT_SKIPPED } mx_out_state;
@@ -126,7 +135,11 @@ int mx_adec_send(mx_adec *d, const struct AVPacket *pkt, mx_samples_fn sink, voi
                  char *err, size_t errlen);
 void mx_adec_close(mx_adec *d);
 
-void mx_write_webm(const mx_input *in, const char *path, mx_output *o);
+/* The output's AVIOContext: at path, or through live (NULL: a plain file). */
+int mx_out_pb_open(struct AVIOContext **pb, const char *path, struct mx_out_file *live);
+void mx_out_pb_close(struct AVIOContext **pb, struct mx_out_file *live);
+
+void mx_write_webm(const mx_input *in, const char *path, const mx_options *opt, mx_output *o);
 void mx_write_mp4(const mx_input *in, const char *path, const mx_options *opt, mx_output *o);
 void mx_write_wav(const mx_input *in, const char *path, const mx_options *opt, mx_output *o);
 

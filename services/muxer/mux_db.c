@@ -15,7 +15,8 @@ int mx_db_track_load(ss_pg *pg, const char *track_id, mx_track *t, char *err, si
         "SELECT t.session_id, t.participant_id, t.state, s.state, t.mime_type, "
         "coalesce(u.object_key, ''), coalesce(t.total_bytes, 0), "
         "t.capture_start_unix_us > 0, coalesce(t.capture_start_unix_us, 0) + "
-        "coalesce(t.clock_offset_us, 0) "
+        "coalesce(t.clock_offset_us, 0), coalesce(t.live_mux_state, ''), "
+        "coalesce((extract(epoch FROM now() - t.live_mux_beat) * 1000)::bigint, -1) "
         "FROM tracks t JOIN sessions s ON s.id = t.session_id "
         "LEFT JOIN uploads u ON u.track_id = t.id AND u.state = 'completed' WHERE t.id = $1",
         1, params, err, errlen);
@@ -32,6 +33,8 @@ int mx_db_track_load(ss_pg *pg, const char *track_id, mx_track *t, char *err, si
         t->total_bytes = strtoull(PQgetvalue(r, 0, 6), NULL, 10);
         t->has_start = PQgetvalue(r, 0, 7)[0] == 't';
         t->start_unix_us = strtoll(PQgetvalue(r, 0, 8), NULL, 10);
+        ss_pg_copy_value(r, 0, 9, t->live_state, sizeof t->live_state);
+        t->live_beat_age_ms = strtoll(PQgetvalue(r, 0, 10), NULL, 10);
     }
     PQclear(r);
     return 0;
@@ -131,6 +134,69 @@ int mx_db_tracks_to_realign(ss_pg *pg, const char *session_id, int64_t zero_us, 
     for (int i = 0; i < rows; i++)
         ss_pg_copy_value(r, i, 0, (*ids)[i], sizeof(*ids)[i]);
     *n = rows;
+    PQclear(r);
+    return 0;
+}
+
+int mx_db_outputs_zero(ss_pg *pg, const char *track_id, int64_t *zero_us, bool *found, char *err,
+                       size_t errlen)
+{
+    const char *params[] = {track_id};
+    PGresult *r = ss_pg_query(pg,
+                              "SELECT min(timeline_zero_unix_us), count(DISTINCT "
+                              "timeline_zero_unix_us) FROM outputs WHERE track_id = $1",
+                              1, params, err, errlen);
+    if (r == NULL)
+        return -1;
+    *found = !PQgetisnull(r, 0, 0) && strcmp(PQgetvalue(r, 0, 1), "1") == 0;
+    *zero_us = *found ? strtoll(PQgetvalue(r, 0, 0), NULL, 10) : 0;
+    PQclear(r);
+    return 0;
+}
+
+/* Recording tracks of live sessions that no muxer tried yet, oldest first;
+ * each claimed in the same statement (SKIP LOCKED: replicas do not wait on
+ * each other). */
+int mx_db_live_claim(ss_pg *pg, char (*ids)[37], int max, int *n, char *err, size_t errlen)
+{
+    char lim[16];
+    snprintf(lim, sizeof lim, "%d", max);
+    const char *params[] = {lim};
+    PGresult *r = ss_pg_query(
+        pg,
+        "UPDATE tracks SET live_mux_state = 'running', live_mux_beat = now() WHERE id IN ("
+        "SELECT t.id FROM tracks t JOIN sessions s ON s.id = t.session_id "
+        "WHERE t.state = 'recording' AND t.live_mux_state IS NULL "
+        "AND s.state NOT IN ('deleting', 'deleted') ORDER BY t.created_at "
+        "LIMIT $1::int FOR UPDATE OF t SKIP LOCKED) RETURNING id",
+        1, params, err, errlen);
+    if (r == NULL)
+        return -1;
+    *n = 0;
+    for (int i = 0; i < PQntuples(r) && *n < max; i++)
+        ss_pg_copy_value(r, i, 0, ids[(*n)++], 37);
+    PQclear(r);
+    return 0;
+}
+
+/* Sets the live state and the beat; *session_state gets the session's. */
+int mx_db_live_set(ss_pg *pg, const char *track_id, const char *state, char *session_state,
+                   size_t sslen, char *err, size_t errlen)
+{
+    const char *params[] = {track_id, state};
+    PGresult *r = ss_pg_query(pg,
+                              "UPDATE tracks t SET live_mux_state = $2, live_mux_beat = now() "
+                              "FROM sessions s WHERE t.id = $1 AND s.id = t.session_id "
+                              "RETURNING s.state",
+                              2, params, err, errlen);
+    if (r == NULL)
+        return -1;
+    if (session_state != NULL) {
+        if (PQntuples(r) == 1)
+            ss_pg_copy_value(r, 0, 0, session_state, sslen);
+        else
+            snprintf(session_state, sslen, "deleted");
+    }
     PQclear(r);
     return 0;
 }

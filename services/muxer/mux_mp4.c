@@ -290,11 +290,14 @@ static int open_output(mp4_ctx *c, const char *path, const mx_options *opt)
     c->oc->flags |= AVFMT_FLAG_BITEXACT; /* a redone item gives the same file */
     if (!add_streams(c, opt))
         return -1;
-    if ((ret = avio_open(&c->oc->pb, path, AVIO_FLAG_WRITE)) < 0) {
-        mx_set(c->o, MX_OUT_FAILED, "avio_open %s: %s", path, av_err2str(ret));
+    if ((ret = mx_out_pb_open(&c->oc->pb, path, opt->live_out[1])) < 0) {
+        mx_set(c->o, MX_OUT_FAILED, "opening the MP4 output %s: %s", path, av_err2str(ret));
         return -1;
     }
-    av_dict_set(&opts, "movflags", "+faststart", 0);
+    if (opt->moov_reserve > 0) /* the moov goes into space kept at the front */
+        av_dict_set_int(&opts, "moov_size", opt->moov_reserve, 0);
+    else
+        av_dict_set(&opts, "movflags", "+faststart", 0);
     ret = avformat_write_header(c->oc, &opts);
     av_dict_free(&opts);
     if (ret < 0) {
@@ -434,7 +437,9 @@ void mx_write_mp4(const mx_input *in, const char *path, const mx_options *opt, m
         mx_set(o, MX_OUT_FAILED, "%s", c.err);
         goto out;
     }
-    /* With faststart the trailer rewrites the file with the moov in front. */
+    /* With faststart the trailer rewrites the file with the moov in front;
+     * with moov_size it writes the moov into the reserved space (and fails
+     * when it does not fit). */
     if ((ret = av_write_trailer(c.oc)) < 0) {
         mx_set(o, MX_OUT_FAILED, "av_write_trailer (mp4): %s", av_err2str(ret));
         goto out;
@@ -443,7 +448,7 @@ void mx_write_mp4(const mx_input *in, const char *path, const mx_options *opt, m
     mx_set(o, MX_OUT_DONE, "%s", "");
 out:
     if (c.oc)
-        avio_closep(&c.oc->pb);
+        mx_out_pb_close(&c.oc->pb, opt->live_out[1]);
     avformat_free_context(c.oc);
     avcodec_free_context(&c.aenc);
     avcodec_free_context(&c.venc);

@@ -12,26 +12,11 @@
 
 #include "mux_core.h"
 #include "mux_source.h"
+
+#define LIVE_STALE_MS 30000 /* a live job that has not reported for this long died */
 #include "seashore/log.h"
 #include "seashore/metrics.h"
 #include "seashore/v1/work.pb-c.h"
-
-static const struct {
-    const char *kind, *content_type;
-} kinds[MX_OUTPUT_KINDS] = {
-    {"webm", "video/webm"},
-    {"mp4", "video/mp4"},
-    {"wav", "audio/wav"},
-};
-
-/* One track's job: the message, the rows, the temporary files. */
-typedef struct mux_job {
-    const Seashore__V1__TrackUploaded *msg;
-    mx_track t;
-    int64_t zero_us, offset_us;
-    char paths[MX_OUTPUT_KINDS][600];
-    mx_result res;
-} mux_job;
 
 static ss_metric *m_tracks, *m_failed;
 
@@ -46,7 +31,16 @@ static void metrics_init(void)
                                   "Editor files that could not be made (reason recorded)", NULL);
 }
 
-static mx_output *job_output(mux_job *j, int k)
+const char *const mx_output_kinds[MX_OUTPUT_KINDS] = {"webm", "mp4", "wav"};
+const char *const mx_output_types[MX_OUTPUT_KINDS] = {"video/webm", "video/mp4", "audio/wav"};
+
+void mx_output_key(const mx_job *j, int k, char *key, size_t len)
+{
+    snprintf(key, len, "muxed/%s/%s/%s.%s", j->t.session_id, j->t.participant_id, j->track_id,
+             mx_output_kinds[k]);
+}
+
+mx_output *mx_job_output(mx_job *j, int k)
 {
     return k == 0 ? &j->res.webm : k == 1 ? &j->res.mp4 : &j->res.wav;
 }
@@ -84,7 +78,7 @@ static int track_load(mx_worker *wk, const char *track_id, mx_track *t)
 }
 
 /* The track's place on the session timeline. */
-static int job_timeline(mx_worker *wk, mux_job *j)
+int mx_job_timeline(mx_worker *wk, mx_job *j)
 {
     char err[256];
     bool found = false;
@@ -158,7 +152,7 @@ static void job_source_tick(void *opaque)
 
 /* Runs the FFmpeg core over the raw object. 0, 1 when the store failed
  * transiently (retry the item), -1 when the input is not usable media. */
-static int job_transcode(mx_worker *wk, mux_job *j, char *err, size_t errlen)
+static int job_transcode(mx_worker *wk, mx_job *j, char *err, size_t errlen)
 {
     job_source js = {.wk = wk};
     atomic_init(&js.stop, false);
@@ -184,18 +178,21 @@ static int job_transcode(mx_worker *wk, mux_job *j, char *err, size_t errlen)
 }
 
 /* Uploads one finished output and records it. 0, -1 (recorded failed), -2. */
-static int job_store_output(mx_worker *wk, mux_job *j, int k)
+static int job_store_output(mx_worker *wk, mx_job *j, int k)
 {
-    mx_output *o = job_output(j, k);
+    mx_output *o = mx_job_output(j, k);
     char key[MX_KEY_MAX], err[512];
     uint8_t sha[32];
     uint64_t size = 0;
     ss_s3_result res;
-    snprintf(key, sizeof key, "muxed/%s/%s/%s.%s", j->t.session_id, j->t.participant_id,
-             j->msg->track_id, kinds[k].kind);
-    int rc = o->state == MX_OUT_DONE
-                 ? mx_store_put_file(wk, key, j->paths[k], kinds[k].content_type, &size, sha, &res)
-                 : 0;
+    mx_output_key(j, k, key, sizeof key);
+    int rc = 0;
+    if (o->state == MX_OUT_DONE && j->stored[k]) { /* uploaded while it was written (live) */
+        size = j->sizes[k];
+        memcpy(sha, j->shas[k], sizeof sha);
+    } else if (o->state == MX_OUT_DONE) {
+        rc = mx_store_put_file(wk, key, j->paths[k], mx_output_types[k], &size, sha, &res);
+    }
     if (rc == -2)
         return -2;
     if (rc == -1) {
@@ -203,7 +200,7 @@ static int job_store_output(mx_worker *wk, mux_job *j, int k)
         snprintf(o->reason, sizeof o->reason, "upload to the store failed: %.60s: %.160s", res.code,
                  res.message);
     }
-    mx_output_row row = {kinds[k].kind,
+    mx_output_row row = {mx_output_kinds[k],
                          o->state == MX_OUT_DONE     ? "done"
                          : o->state == MX_OUT_FAILED ? "failed"
                                                      : "skipped",
@@ -219,7 +216,7 @@ static int job_store_output(mx_worker *wk, mux_job *j, int k)
                          o->reason,
                          j->zero_us,
                          j->offset_us};
-    for (int attempt = 0; mx_db_output_upsert(wk->pg, j->msg->track_id, &row, err, sizeof err) != 0;
+    for (int attempt = 0; mx_db_output_upsert(wk->pg, j->track_id, &row, err, sizeof err) != 0;
          attempt++)
         if (ss_work_retry_sleep(&wk->w, attempt) != 0)
             return -2;
@@ -228,11 +225,10 @@ static int job_store_output(mx_worker *wk, mux_job *j, int k)
     return 0;
 }
 
-static int job_paths(mux_job *j)
+int mx_job_paths(mx_job *j)
 {
     for (int k = 0; k < MX_OUTPUT_KINDS; k++) {
-        snprintf(j->paths[k], sizeof j->paths[k], "%s/muxer-%s-XXXXXX", mx.tmp_dir,
-                 j->msg->track_id);
+        snprintf(j->paths[k], sizeof j->paths[k], "%s/muxer-%s-XXXXXX", mx.tmp_dir, j->track_id);
         int fd = mkstemp(j->paths[k]);
         if (fd < 0) {
             j->paths[k][0] = '\0';
@@ -243,7 +239,7 @@ static int job_paths(mux_job *j)
     return 0;
 }
 
-static void job_cleanup(mux_job *j)
+void mx_job_cleanup(mx_job *j)
 {
     for (int k = 0; k < MX_OUTPUT_KINDS; k++)
         if (j->paths[k][0])
@@ -251,7 +247,7 @@ static void job_cleanup(mux_job *j)
 }
 
 /* Outputs whose tracks were aligned to a later zero are made again. */
-static void realign_others(mx_worker *wk, mux_job *j)
+static void realign_others(mx_worker *wk, mx_job *j)
 {
     char(*ids)[37] = NULL, err[256];
     int n = 0;
@@ -261,7 +257,7 @@ static void realign_others(mx_worker *wk, mux_job *j)
         return;
     }
     for (int i = 0; i < n; i++)
-        if (strcmp(ids[i], j->msg->track_id) != 0 &&
+        if (strcmp(ids[i], j->track_id) != 0 &&
             mx_requeue_track(wk, ids[i], j->zero_us, err, sizeof err) != 0)
             ss_log_warn("cannot requeue a track for realignment", "{s:s, s:s}", "track_id", ids[i],
                         "error", err);
@@ -269,7 +265,7 @@ static void realign_others(mx_worker *wk, mux_job *j)
 }
 
 /* The steps after the files exist: rows, manifest, notices. */
-static ss_work_verdict job_finish(mx_worker *wk, mux_job *j)
+ss_work_verdict mx_job_finish(mx_worker *wk, mx_job *j)
 {
     char err[512];
     for (int k = 0; k < MX_OUTPUT_KINDS; k++)
@@ -286,10 +282,10 @@ static ss_work_verdict job_finish(mx_worker *wk, mux_job *j)
                     j->t.session_id, "error", err);
     }
     char subject[64];
-    snprintf(subject, sizeof subject, "track.muxed.%s", j->msg->track_id);
+    snprintf(subject, sizeof subject, "track.muxed.%s", j->track_id);
     natsConnection_Publish(mx.svc->nats.conn, subject, NULL, 0);
     ss_series_inc(ss_metric_series(m_tracks));
-    ss_log_info("track muxed", "{s:s, s:s, s:s, s:s, s:I}", "track_id", j->msg->track_id, "webm",
+    ss_log_info("track muxed", "{s:s, s:s, s:s, s:s, s:I}", "track_id", j->track_id, "webm",
                 j->res.webm.state == MX_OUT_DONE ? "done" : j->res.webm.reason, "mp4",
                 j->res.mp4.state == MX_OUT_DONE ? "done" : j->res.mp4.reason, "wav",
                 j->res.wav.state == MX_OUT_DONE ? "done" : j->res.wav.reason, "start_offset_us",
@@ -297,33 +293,67 @@ static ss_work_verdict job_finish(mx_worker *wk, mux_job *j)
     return SS_WORK_DONE;
 }
 
-static ss_work_verdict job_run(mx_worker *wk, mux_job *j)
+static ss_work_verdict job_run(mx_worker *wk, mx_job *j)
 {
     char err[512];
-    if (job_timeline(wk, j) != 0)
+    if (mx_job_timeline(wk, j) != 0)
         return SS_WORK_ABANDON;
-    if (job_paths(j) != 0) {
+    if (mx_job_paths(j) != 0) {
         ss_log_error("cannot create temporary files", "{s:s}", "dir", mx.tmp_dir);
         return SS_WORK_LATER;
     }
     int rc;
     for (int attempt = 0; (rc = job_transcode(wk, j, err, sizeof err)) == 1; attempt++) {
-        ss_log_warn("reading the raw track failed, retrying", "{s:s, s:s}", "track_id",
-                    j->msg->track_id, "error", err);
+        ss_log_warn("reading the raw track failed, retrying", "{s:s, s:s}", "track_id", j->track_id,
+                    "error", err);
         if (ss_work_retry_sleep(&wk->w, attempt) != 0)
             return SS_WORK_ABANDON;
     }
     if (rc == -1) { /* every output is FAILED with the reason */
         ss_log_warn("raw track is not usable media; outputs failed", "{s:s, s:s}", "track_id",
-                    j->msg->track_id, "reason", err);
-        notify_failed(j->msg->track_id, err);
+                    j->track_id, "reason", err);
+        notify_failed(j->track_id, err);
     }
-    return job_finish(wk, j);
+    return mx_job_finish(wk, j);
+}
+
+/* Whether the files live muxing made are aligned to the session's zero as
+ * it is now: 1 yes, 0 no (make them again), -1 draining. */
+static int live_files_aligned(mx_worker *wk, mx_job *j)
+{
+    char err[256];
+    int64_t zero = 0;
+    bool found = false;
+    if (mx_job_timeline(wk, j) != 0)
+        return -1;
+    for (int attempt = 0;
+         mx_db_outputs_zero(wk->pg, j->track_id, &zero, &found, err, sizeof err) != 0; attempt++)
+        if (ss_work_retry_sleep(&wk->w, attempt) != 0)
+            return -1;
+    return found && zero == j->zero_us ? 1 : 0;
+}
+
+/* The files exist (made live); the raw object is complete now: the
+ * manifest names it, and chunk-store may release the track's log. */
+static ss_work_verdict live_files_announce(mx_worker *wk, mx_job *j)
+{
+    char err[512], subject[64];
+    for (int attempt = 0;; attempt++) {
+        int rc = mx_manifest_write(wk, j->t.session_id, err, sizeof err);
+        if (rc == 0)
+            break;
+        if (rc == -2 || ss_work_retry_sleep(&wk->w, attempt) != 0)
+            return SS_WORK_ABANDON;
+    }
+    snprintf(subject, sizeof subject, "track.muxed.%s", j->track_id);
+    natsConnection_Publish(mx.svc->nats.conn, subject, NULL, 0);
+    ss_log_info("track complete; its files were made live", "{s:s}", "track_id", j->track_id);
+    return SS_WORK_DONE;
 }
 
 ss_work_verdict mx_handle_track(mx_worker *wk, const uint8_t *data, size_t len)
 {
-    mux_job j = {0};
+    mx_job j = {0};
     ss_work_verdict v = SS_WORK_DONE;
     metrics_init();
     Seashore__V1__TrackUploaded *m = seashore__v1__track_uploaded__unpack(NULL, len, data);
@@ -331,7 +361,7 @@ ss_work_verdict mx_handle_track(mx_worker *wk, const uint8_t *data, size_t len)
         ss_log_error("work item refused: not a valid TrackUploaded", NULL);
         goto out;
     }
-    j.msg = m;
+    snprintf(j.track_id, sizeof j.track_id, "%s", m->track_id);
     if (track_load(wk, m->track_id, &j.t) != 0) {
         v = SS_WORK_ABANDON;
         goto out;
@@ -346,9 +376,25 @@ ss_work_verdict mx_handle_track(mx_worker *wk, const uint8_t *data, size_t len)
         v = SS_WORK_LATER; /* the uploader's rows are not committed yet */
         goto out;
     }
+    if (strcmp(j.t.live_state, "running") == 0 && j.t.live_beat_age_ms >= 0 &&
+        j.t.live_beat_age_ms < LIVE_STALE_MS) {
+        v = SS_WORK_LATER; /* a live job (mux_live.c) is finishing the files */
+        goto out;
+    }
+    if (strcmp(j.t.live_state, "done") == 0) {
+        int aligned = live_files_aligned(wk, &j);
+        if (aligned < 0) {
+            v = SS_WORK_ABANDON;
+            goto out;
+        }
+        if (aligned == 1) {
+            v = live_files_announce(wk, &j);
+            goto out;
+        }
+    }
     v = job_run(wk, &j);
 out:
-    job_cleanup(&j);
+    mx_job_cleanup(&j);
     seashore__v1__track_uploaded__free_unpacked(m, NULL);
     return v;
 }

@@ -52,7 +52,8 @@ static int write_silence(wav_sink *w, int64_t samples)
     return ret;
 }
 
-static int open_wav(AVFormatContext **oc, const char *path, int channels, mx_output *o)
+static int open_wav(AVFormatContext **oc, const char *path, int channels, const mx_options *opt,
+                    mx_output *o)
 {
     AVDictionary *opts = NULL;
     AVStream *st;
@@ -75,8 +76,8 @@ static int open_wav(AVFormatContext **oc, const char *path, int channels, mx_out
     st->codecpar->block_align = channels * 2;
     st->codecpar->bit_rate = (int64_t)WAV_RATE * channels * 16;
     av_channel_layout_default(&st->codecpar->ch_layout, channels);
-    if ((ret = avio_open(&(*oc)->pb, path, AVIO_FLAG_WRITE)) < 0) {
-        mx_set(o, MX_OUT_FAILED, "avio_open %s: %s", path, av_err2str(ret));
+    if ((ret = mx_out_pb_open(&(*oc)->pb, path, opt->live_out[2])) < 0) {
+        mx_set(o, MX_OUT_FAILED, "opening the WAV output %s: %s", path, av_err2str(ret));
         return -1;
     }
     av_dict_set(&opts, "rf64", "auto", 0); /* past 4 GiB (six hours of stereo) */
@@ -140,7 +141,7 @@ void mx_write_wav(const mx_input *in, const char *path, const mx_options *opt, m
         goto out;
     }
     w.channels = d.channels;
-    if (open_wav(&w.oc, path, w.channels, o) < 0)
+    if (open_wav(&w.oc, path, w.channels, opt, o) < 0)
         goto out;
     if ((ret = write_silence(&w, av_rescale(FFMAX(opt->wav_pad_us, 0), WAV_RATE, 1000000))) < 0) {
         mx_set(o, MX_OUT_FAILED, "writing the silence (wav): %s", av_err2str(ret));
@@ -159,7 +160,7 @@ void mx_write_wav(const mx_input *in, const char *path, const mx_options *opt, m
     mx_set(o, MX_OUT_DONE, "%s", "");
 out:
     if (w.oc)
-        avio_closep(&w.oc->pb);
+        mx_out_pb_close(&w.oc->pb, opt->live_out[2]);
     avformat_free_context(w.oc);
     mx_adec_close(&d);
     mx_src_close(&s);

@@ -95,7 +95,7 @@ static int copy_packets(mx_src *s, AVFormatContext *oc, AVStream *map[2], mx_out
     return ret;
 }
 
-void mx_write_webm(const mx_input *in, const char *path, mx_output *o)
+void mx_write_webm(const mx_input *in, const char *path, const mx_options *opt, mx_output *o)
 {
     AVFormatContext *oc = NULL;
     AVStream *map[2] = {NULL, NULL};
@@ -119,8 +119,8 @@ void mx_write_webm(const mx_input *in, const char *path, mx_output *o)
         mx_set(o, MX_OUT_FAILED, "avformat_new_stream (webm): out of memory");
         goto out;
     }
-    if ((ret = avio_open(&oc->pb, path, AVIO_FLAG_WRITE)) < 0) {
-        mx_set(o, MX_OUT_FAILED, "avio_open %s: %s", path, av_err2str(ret));
+    if ((ret = mx_out_pb_open(&oc->pb, path, opt->live_out[0])) < 0) {
+        mx_set(o, MX_OUT_FAILED, "opening the WebM output %s: %s", path, av_err2str(ret));
         goto out;
     }
     if ((ret = avformat_write_header(oc, NULL)) < 0) {
@@ -137,7 +137,7 @@ void mx_write_webm(const mx_input *in, const char *path, mx_output *o)
     mx_set(o, MX_OUT_DONE, "%s", "");
 out:
     if (oc && !(oc->oformat->flags & AVFMT_NOFILE))
-        avio_closep(&oc->pb);
+        mx_out_pb_close(&oc->pb, opt->live_out[0]);
     avformat_free_context(oc);
     mx_src_close(&s);
 }

@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "mux_core.h"
 #include "seashore/ingest_token.h"
 #include "seashore/s3_client.h"
 #include "seashore/service.h"
@@ -29,6 +30,7 @@ typedef struct mx_ctx {
     ss_s3_client *s3;
     int64_t concurrency, ack_wait_ms, retry_max_ms, stall_timeout_ms;
     int64_t read_window, part_size, max_alloc;
+    int64_t live_tracks, live_moov_reserve, live_idle_ms;
     bool transcode;
     const char *tmp_dir;
 } mx_ctx;
@@ -44,6 +46,27 @@ typedef struct mx_worker {
 } mx_worker;
 
 ss_work_verdict mx_handle_track(mx_worker *wk, const uint8_t *data, size_t len);
+
+/* ---- one track's outputs (mux_track.c), shared by the work item and live
+ * muxing (mux_live.c) ---- */
+
+typedef struct mx_track mx_track;
+
+extern const char *const mx_output_kinds[MX_OUTPUT_KINDS]; /* webm, mp4, wav */
+extern const char *const mx_output_types[MX_OUTPUT_KINDS]; /* their Content-Types */
+
+typedef struct mx_job mx_job;
+
+/* The session time zero and the track's offset from it (j->t loaded). */
+int mx_job_timeline(mx_worker *wk, mx_job *j);
+/* Temporary files for the outputs (removed by mx_job_cleanup). */
+int mx_job_paths(mx_job *j);
+void mx_job_cleanup(mx_job *j);
+mx_output *mx_job_output(mx_job *j, int k);
+void mx_output_key(const mx_job *j, int k, char *key, size_t len);
+/* Uploads the outputs not stored yet, writes their rows, realigns other
+ * tracks, writes the manifest, announces track.muxed. */
+ss_work_verdict mx_job_finish(mx_worker *wk, mx_job *j);
 ss_work_verdict mx_handle_session_delete(mx_worker *wk, const uint8_t *data, size_t len);
 
 /* ---- object store (mux_store.c) ---- */
@@ -61,14 +84,28 @@ int mx_store_put(mx_worker *wk, const char *key, const uint8_t *data, size_t len
 
 /* ---- PostgreSQL (mux_db.c) ---- */
 
-typedef struct mx_track {
+struct mx_track {
     bool found;
     char session_id[SS_UUID_LEN + 1], participant_id[SS_UUID_LEN + 1];
     char state[16], session_state[16], mime_type[256], raw_key[MX_KEY_MAX];
     uint64_t total_bytes;
     bool has_start;
-    int64_t start_unix_us; /* capture start + clock offset: server clock */
-} mx_track;
+    int64_t start_unix_us;    /* capture start + clock offset: server clock */
+    char live_state[16];      /* live muxing: "", running, done, failed */
+    int64_t live_beat_age_ms; /* since the live job last reported, -1 if never */
+};
+
+/* One track's job: the rows, the temporary files, the results. */
+struct mx_job {
+    char track_id[SS_UUID_LEN + 1];
+    mx_track t;
+    int64_t zero_us, offset_us;
+    char paths[MX_OUTPUT_KINDS][600];
+    mx_result res;
+    bool stored[MX_OUTPUT_KINDS]; /* already in the store (live): sizes, shas */
+    uint64_t sizes[MX_OUTPUT_KINDS];
+    uint8_t shas[MX_OUTPUT_KINDS][32];
+};
 
 int mx_db_track_load(ss_pg *pg, const char *track_id, mx_track *t, char *err, size_t errlen);
 
@@ -104,6 +141,21 @@ int mx_db_tracks_to_realign(ss_pg *pg, const char *session_id, int64_t zero_us, 
 /* Builds manifests/<session>.json from PostgreSQL, uploads it and records
  * it in session_manifests. 0, -1 (err), -2 draining. */
 int mx_manifest_write(mx_worker *wk, const char *session_id, char *err, size_t errlen);
+
+/* The zero a track's outputs were aligned to; *found false without rows. */
+int mx_db_outputs_zero(ss_pg *pg, const char *track_id, int64_t *zero_us, bool *found, char *err,
+                       size_t errlen);
+
+/* ---- live muxing (mux_live.c) ---- */
+
+/* Claims recording tracks (up to MUXER_LIVE_TRACKS at once) and makes their
+ * outputs while they are recorded. 0, or -1 when the thread cannot start. */
+int mx_live_start(void);
+void mx_live_stop(void); /* after drain: waits for the live jobs */
+/* live_state running/done/failed, and the heartbeat (mux_db.c). */
+int mx_db_live_claim(ss_pg *pg, char (*ids)[37], int max, int *n, char *err, size_t errlen);
+int mx_db_live_set(ss_pg *pg, const char *track_id, const char *state, char *session_state,
+                   size_t sslen, char *err, size_t errlen);
 
 /* ---- notices ---- */
 
