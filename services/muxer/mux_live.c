@@ -330,12 +330,9 @@ static int output_seal(live_job *lj, int k)
     ss_s3_result res;
     if (upload_ready(lj) != 0)
         return -1;
-    for (int attempt = 0;; attempt++) {
-        if (ss_s3_complete_multipart(lj->wk.s3, u->key, u->upload_id, u->parts, u->count, &res) ==
-            0)
-            break;
-        if (store_retry(lj, "CompleteMultipartUpload", attempt, &res) != 0)
-            return -1;
+    if (mx_store_complete(&lj->wk, u->key, u->upload_id, u->parts, u->count, &res) != 0) {
+        live_give_up(lj, "CompleteMultipartUpload %s: %s: %s", u->key, res.code, res.message);
+        return -1;
     }
     EVP_MD_CTX *md = EVP_MD_CTX_new();
     uint64_t size = 0;

@@ -61,16 +61,69 @@ static int put_part(put_state *p, size_t len, ss_s3_result *res)
     }
 }
 
-static int put_complete(put_state *p, ss_s3_result *res)
+/* The ETag S3 gives a completed multipart object: the MD5 of the parts'
+ * binary MD5s, "-", the number of parts. 0, or -1 if a part's ETag is not
+ * an MD5. */
+static int multipart_etag(const ss_s3_part *parts, size_t n, char out[48])
+{
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    uint8_t digest[16];
+    int rc = md != NULL && EVP_DigestInit_ex(md, EVP_md5(), NULL) == 1 ? 0 : -1;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        uint8_t bin[16];
+        const char *hex = parts[i].etag + (parts[i].etag[0] == '"');
+        for (int b = 0; rc == 0 && b < 16; b++)
+            rc = sscanf(hex + 2 * b, "%2hhx", &bin[b]) == 1 ? 0 : -1;
+        if (rc == 0)
+            EVP_DigestUpdate(md, bin, sizeof bin);
+    }
+    if (rc == 0 && EVP_DigestFinal_ex(md, digest, NULL) != 1)
+        rc = -1;
+    EVP_MD_CTX_free(md);
+    for (int b = 0; rc == 0 && b < 16; b++)
+        snprintf(out + 2 * b, 3, "%02x", digest[b]);
+    if (rc == 0)
+        snprintf(out + 32, 16, "-%zu", n);
+    return rc;
+}
+
+/* After a failed Complete: did an earlier attempt go through (its answer
+ * lost to a timeout, then NoSuchUpload or an error for the retry)? The
+ * object is there with the parts' total size and, where the store gives
+ * multipart ETags, theirs. */
+static bool completed_before(mx_worker *wk, const char *key, const ss_s3_part *parts, size_t n)
+{
+    char want[48], etag[80] = "";
+    uint64_t size = 0, total = 0;
+    ss_s3_result res;
+    for (size_t i = 0; i < n; i++)
+        total += parts[i].size;
+    if (ss_s3_head_object(wk->s3, key, &size, etag, &res) != 0 || size != total)
+        return false;
+    if (strchr(etag, '-') == NULL || multipart_etag(parts, n, want) != 0)
+        return true; /* no multipart ETag to compare: the size must do */
+    return strstr(etag, want) != NULL;
+}
+
+int mx_store_complete(mx_worker *wk, const char *key, const char *upload_id,
+                      const ss_s3_part *parts, size_t n, ss_s3_result *res)
 {
     for (int attempt = 0;; attempt++) {
-        if (ss_s3_complete_multipart(p->wk->s3, p->key, p->upload_id, p->parts, (size_t)p->nparts,
-                                     res) == 0)
+        if (ss_s3_complete_multipart(wk->s3, key, upload_id, parts, n, res) == 0)
             return 0;
-        int rc = retry_or_stop(p->wk, "CompleteMultipartUpload", p->key, attempt, res);
+        if (completed_before(wk, key, parts, n)) {
+            ss_log_info("an earlier CompleteMultipartUpload went through", "{s:s}", "key", key);
+            return 0;
+        }
+        int rc = retry_or_stop(wk, "CompleteMultipartUpload", key, attempt, res);
         if (rc != 0)
             return rc;
     }
+}
+
+static int put_complete(put_state *p, ss_s3_result *res)
+{
+    return mx_store_complete(p->wk, p->key, p->upload_id, p->parts, (size_t)p->nparts, res);
 }
 
 /* Reads the file part by part into wk->buf, hashing it, and uploads. */

@@ -78,6 +78,12 @@ ss_work_verdict mx_handle_session_delete(mx_worker *wk, const uint8_t *data, siz
 int mx_store_put_file(mx_worker *wk, const char *key, const char *path, const char *content_type,
                       uint64_t *size_out, uint8_t *sha256_out, ss_s3_result *res);
 
+/* CompleteMultipartUpload, retried while transient; an earlier attempt
+ * that went through although its answer was lost (a timeout while a large
+ * object is assembled) counts as done. Same results. */
+int mx_store_complete(mx_worker *wk, const char *key, const char *upload_id,
+                      const ss_s3_part *parts, size_t n, ss_s3_result *res);
+
 /* Uploads len bytes as key (one part). Same results. */
 int mx_store_put(mx_worker *wk, const char *key, const uint8_t *data, size_t len,
                  const char *content_type, ss_s3_result *res);
