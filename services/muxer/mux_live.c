@@ -486,7 +486,7 @@ static void job_start(const char *track_id)
         live_job *lj = calloc(1, sizeof *lj);
         if (lj == NULL)
             break;
-        snprintf(lj->track_id, sizeof lj->track_id, "%s", track_id);
+        snprintf(lj->track_id, sizeof lj->track_id, "%.36s", track_id);
         pthread_mutex_init(&lj->mu, NULL);
         atomic_init(&lj->finished, false);
         atomic_init(&lj->stop, false);
