@@ -4,7 +4,9 @@
  * chunk 0 (the container header, read by the muxer) and the newest chunk
  * (the anchor of the next publish's expected-last-sequence check); when the
  * muxer reports a track done (track.muxed.<id>) and PostgreSQL agrees, the
- * rest goes. Never driven by the message alone: PostgreSQL decides. */
+ * rest goes. While a live muxing job reads the track, the chunks it has not
+ * read yet stay too (live_bound). Never driven by the message alone:
+ * PostgreSQL decides. */
 #include "chunk_store.h"
 
 #include <inttypes.h>
@@ -14,6 +16,8 @@
 
 #include "seashore/log.h"
 #include "seashore/metrics.h"
+
+#define LIVE_RETAIN_MAX_BYTES (256LL * 1024 * 1024)
 
 static cs_ctx *ctx;
 static natsSubscription *committed_sub, *muxed_sub;
@@ -58,6 +62,31 @@ static void mark(const char *sql, const char *track_id, uint64_t value)
     PQclear(r);
 }
 
+/* The first chunk a live muxing job (docs/muxer.md) still has to read, or
+ * `upto` when no job reports or it lags more than LIVE_RETAIN_MAX_BYTES
+ * behind the upload (it then finds its bytes gone and gives up: a slow
+ * muxer must not fill the log and hold back recordings). */
+static uint64_t live_bound(const char *track_id, uint64_t upto)
+{
+    char err[256], cap[24];
+    snprintf(cap, sizeof cap, "%lld", (long long)LIVE_RETAIN_MAX_BYTES);
+    const char *params[] = {track_id, cap};
+    PGresult *r = ss_pg_query(
+        ctx->pg_requests,
+        "SELECT (SELECT min(c.seq) FROM chunks c WHERE c.track_id = t.id "
+        "AND c.byte_offset + c.size > t.live_mux_read_bytes) FROM tracks t WHERE t.id = $1 "
+        "AND t.live_mux_state = 'running' AND t.live_mux_beat > now() - interval '30 seconds' "
+        "AND t.committed_bytes - t.live_mux_read_bytes <= $2::bigint",
+        2, params, err, sizeof err);
+    if (r != NULL && PQntuples(r) == 1 && !PQgetisnull(r, 0, 0)) {
+        uint64_t first_unread = strtoull(PQgetvalue(r, 0, 0), NULL, 10);
+        if (first_unread < upto)
+            upto = first_unread;
+    }
+    PQclear(r);
+    return upto;
+}
+
 static void release_committed(const char *track_id)
 {
     cs_track t;
@@ -69,6 +98,7 @@ static void release_committed(const char *track_id)
     uint64_t upto = t.committed_seq;
     if (upto + 1 > t.durable_seq) /* keep the newest chunk */
         upto = t.durable_seq > 0 ? t.durable_seq - 1 : 0;
+    upto = live_bound(track_id, upto);
     uint64_t from = t.purged_seq > 1 ? t.purged_seq : 1; /* keep chunk 0 */
     if (upto <= from)
         return;

@@ -180,15 +180,18 @@ int mx_db_live_claim(ss_pg *pg, char (*ids)[37], int max, int *n, char *err, siz
 }
 
 /* Sets the live state and the beat; *session_state gets the session's. */
-int mx_db_live_set(ss_pg *pg, const char *track_id, const char *state, char *session_state,
-                   size_t sslen, char *err, size_t errlen)
+int mx_db_live_set(ss_pg *pg, const char *track_id, const char *state, uint64_t read_bytes,
+                   char *session_state, size_t sslen, char *err, size_t errlen)
 {
-    const char *params[] = {track_id, state};
+    char rb[24];
+    snprintf(rb, sizeof rb, "%" PRIu64, read_bytes > INT64_MAX ? (uint64_t)INT64_MAX : read_bytes);
+    const char *params[] = {track_id, state, rb};
     PGresult *r = ss_pg_query(pg,
-                              "UPDATE tracks t SET live_mux_state = $2, live_mux_beat = now() "
+                              "UPDATE tracks t SET live_mux_state = $2, live_mux_beat = now(), "
+                              "live_mux_read_bytes = greatest(t.live_mux_read_bytes, $3::bigint) "
                               "FROM sessions s WHERE t.id = $1 AND s.id = t.session_id "
                               "RETURNING s.state",
-                              2, params, err, errlen);
+                              3, params, err, errlen);
     if (r == NULL)
         return -1;
     if (session_state != NULL) {

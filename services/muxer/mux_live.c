@@ -40,7 +40,7 @@
 #define LIVE_READ_BYTES      (1024 * 1024) /* chunk-store's default READ_MAX_BYTES */
 #define LIVE_READ_TIMEOUT_MS 5000
 #define LIVE_WAIT_US         200000 /* at the durable end: ask again after this */
-#define LIVE_BEAT_MS         5000
+#define LIVE_BEAT_MS         1000
 #define LIVE_CLAIM_EVERY_US  1000000
 #define LIVE_MAX_JOBS        64
 
@@ -63,6 +63,11 @@ typedef struct live_job {
     mx_out_file out[MX_OUTPUT_KINDS];
     live_upload up[MX_OUTPUT_KINDS];
     int64_t last_beat_ms;
+    /* the passes' readers: how far each has read (chunk-store keeps the
+     * chunks after the lowest in the log for us) */
+    pthread_mutex_t readers_mu;
+    struct live_src *readers[MX_OUTPUT_KINDS];
+    bool any_reader; /* a pass has started: until then nothing is read */
 } live_job;
 
 /* One reader of the track's raw stream (each pass has its own). */
@@ -173,7 +178,9 @@ static int live_read(void *opaque, uint8_t *buf, int size)
     size_t avail = (size_t)(s->buf_off + s->buf_len - s->pos);
     size_t n = avail < (size_t)size ? avail : (size_t)size;
     memcpy(buf, s->buf + (s->pos - s->buf_off), n);
+    pthread_mutex_lock(&s->lj->readers_mu);
     s->pos += n;
+    pthread_mutex_unlock(&s->lj->readers_mu);
     return (int)n;
 }
 
@@ -200,8 +207,10 @@ static int64_t live_seek(void *opaque, int64_t offset, int whence)
     }
     if (base + offset < 0)
         return AVERROR(EINVAL);
+    pthread_mutex_lock(&s->lj->readers_mu);
     s->pos = (uint64_t)(base + offset);
-    return (int64_t)s->pos;
+    pthread_mutex_unlock(&s->lj->readers_mu);
+    return base + offset;
 }
 
 static void *live_src_new(void *opaque)
@@ -213,12 +222,26 @@ static void *live_src_new(void *opaque)
         return NULL;
     }
     s->lj = parent->lj;
+    pthread_mutex_lock(&s->lj->readers_mu);
+    for (int i = 0; i < MX_OUTPUT_KINDS; i++) {
+        if (s->lj->readers[i] == NULL) {
+            s->lj->readers[i] = s;
+            break;
+        }
+    }
+    s->lj->any_reader = true;
+    pthread_mutex_unlock(&s->lj->readers_mu);
     return s;
 }
 
 static void live_src_free(void *opaque)
 {
     live_src *s = opaque;
+    pthread_mutex_lock(&s->lj->readers_mu);
+    for (int i = 0; i < MX_OUTPUT_KINDS; i++)
+        if (s->lj->readers[i] == s)
+            s->lj->readers[i] = NULL;
+    pthread_mutex_unlock(&s->lj->readers_mu);
     free(s->buf);
     free(s);
 }
@@ -298,6 +321,21 @@ static int upload_ready(live_job *lj)
     return atomic_load(&lj->stop) ? -1 : 0;
 }
 
+/* The bytes every running pass has read: the lowest position (a pass seeks
+ * back only within what chunk-store still holds); 0 before the passes. */
+static uint64_t read_watermark(live_job *lj)
+{
+    uint64_t low = UINT64_MAX;
+    pthread_mutex_lock(&lj->readers_mu);
+    for (int i = 0; i < MX_OUTPUT_KINDS; i++)
+        if (lj->readers[i] != NULL && lj->readers[i]->pos < low)
+            low = lj->readers[i]->pos;
+    if (!lj->any_reader)
+        low = 0;
+    pthread_mutex_unlock(&lj->readers_mu);
+    return low == UINT64_MAX ? UINT64_MAX : low;
+}
+
 /* Heartbeat in PostgreSQL, and whether to go on. */
 static void live_beat(live_job *lj)
 {
@@ -307,8 +345,11 @@ static void live_beat(live_job *lj)
     if (now_ms() - lj->last_beat_ms < LIVE_BEAT_MS)
         return;
     lj->last_beat_ms = now_ms();
-    if (mx_db_live_set(lj->wk.pg, lj->track_id, "running", session_state, sizeof session_state, err,
-                       sizeof err) != 0)
+    uint64_t low = read_watermark(lj);
+    if (low == UINT64_MAX) /* every pass is done: nothing more to keep */
+        low = lj->j.t.total_bytes > 0 ? lj->j.t.total_bytes : INT64_MAX;
+    if (mx_db_live_set(lj->wk.pg, lj->track_id, "running", low, session_state, sizeof session_state,
+                       err, sizeof err) != 0)
         ss_log_warn("cannot record the live muxing heartbeat", "{s:s, s:s}", "track_id",
                     lj->track_id, "error", err);
     else if (strcmp(session_state, "deleting") == 0 || strcmp(session_state, "deleted") == 0)
@@ -445,8 +486,8 @@ static void *job_main(void *arg)
         uploads_abort(lj);
         live_give_up(lj, "%s", "the live job could not start or finish");
     }
-    if (lj->wk.pg == NULL || mx_db_live_set(lj->wk.pg, lj->track_id, ok ? "done" : "failed", NULL,
-                                            0, err, sizeof err) != 0)
+    if (lj->wk.pg == NULL || mx_db_live_set(lj->wk.pg, lj->track_id, ok ? "done" : "failed", 0,
+                                            NULL, 0, err, sizeof err) != 0)
         ss_log_warn("cannot record the end of live muxing", "{s:s}", "track_id", lj->track_id);
     if (ok) {
         ss_series_inc(ss_metric_series(m_live_done));
@@ -470,6 +511,7 @@ static int jobs_running(void)
         if (jobs[i] && atomic_load(&jobs[i]->finished)) {
             pthread_join(jobs[i]->thread, NULL);
             pthread_mutex_destroy(&jobs[i]->mu);
+            pthread_mutex_destroy(&jobs[i]->readers_mu);
             free(jobs[i]);
             jobs[i] = NULL;
         }
@@ -488,10 +530,12 @@ static void job_start(const char *track_id)
             break;
         snprintf(lj->track_id, sizeof lj->track_id, "%.36s", track_id);
         pthread_mutex_init(&lj->mu, NULL);
+        pthread_mutex_init(&lj->readers_mu, NULL);
         atomic_init(&lj->finished, false);
         atomic_init(&lj->stop, false);
         if (pthread_create(&lj->thread, NULL, job_main, lj) != 0) {
             pthread_mutex_destroy(&lj->mu);
+            pthread_mutex_destroy(&lj->readers_mu);
             free(lj);
             break;
         }
@@ -548,6 +592,7 @@ void mx_live_stop(void)
             continue;
         pthread_join(jobs[i]->thread, NULL);
         pthread_mutex_destroy(&jobs[i]->mu);
+        pthread_mutex_destroy(&jobs[i]->readers_mu);
         free(jobs[i]);
         jobs[i] = NULL;
     }

@@ -160,8 +160,8 @@ int mx_live_start(void);
 void mx_live_stop(void); /* after drain: waits for the live jobs */
 /* live_state running/done/failed, and the heartbeat (mux_db.c). */
 int mx_db_live_claim(ss_pg *pg, char (*ids)[37], int max, int *n, char *err, size_t errlen);
-int mx_db_live_set(ss_pg *pg, const char *track_id, const char *state, char *session_state,
-                   size_t sslen, char *err, size_t errlen);
+int mx_db_live_set(ss_pg *pg, const char *track_id, const char *state, uint64_t read_bytes,
+                   char *session_state, size_t sslen, char *err, size_t errlen);
 
 /* ---- notices ---- */
 
