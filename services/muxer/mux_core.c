@@ -329,6 +329,8 @@ static void *pass_main(void *arg)
 {
     pass_thread *p = arg;
     run_pass(p->k, &p->in, p->path, p->opt, p->out);
+    p->in.release(p->in.opaque); /* now: a live reader pins what it has not read */
+    p->in.opaque = NULL;
     pthread_mutex_lock(p->mu);
     (*p->running)--;
     pthread_cond_signal(p->cv);
