@@ -67,6 +67,9 @@ done
     echo
     echo "- Machine: $(node -e 'const os=require("os");console.log(`${os.cpus().length} CPUs (${os.cpus()[0].model.trim()}), ${(os.totalmem()/2**30).toFixed(1)} GiB, Linux ${os.release()}`)')"
     echo "- Command: \`make bench\` (bench/run-all.sh$([ "$QUICK" = 1 ] && echo ' --quick')), release build, git $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
+    if [ "$QUICK" = 1 ]; then
+        echo "- **A --quick smoke run** (shorter runs, smaller sizes): it shows the benchmarks work, its figures are not the ones to quote (docs/performance.md has those)."
+    fi
     echo
     echo "| benchmark | command | result | time | report |"
     echo "| --- | --- | --- | ---: | --- |"
