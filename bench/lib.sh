@@ -7,7 +7,8 @@
 #   bench_init            temp dir ($BENCH_TMP), EXIT trap, REPO, cd there
 #   bench_build_release   cmake Release into build-release (skipped when
 #                         BENCH_SKIP_BUILD=1: `make bench` builds once)
-#   bench_stack_start     dev stack up; sets BENCH_API, BENCH_KEY, BENCH_DEV_DIR
+#   bench_stack_start     dev stack up; sets BENCH_API, BENCH_KEY, BENCH_DEV_DIR;
+#                         BENCH_S3=swift: Swift's s3api instead of s3rver
 #   bench_stack_stop      SIGTERM to dev.sh, which stops what it started
 #   bench_machine         one line: CPUs, model, memory
 
@@ -54,6 +55,37 @@ bench_build_release() {
     }
 }
 
+# Swift's s3api on DEV_S3_PORT for the dev stack (tests/harness/swift):
+# verifies signatures and completes multipart uploads into a manifest, as
+# R2 and S3 do, where s3rver copies every part into one file.
+# The AWS CLI creates the bucket (Swift's access key holds a ':', which curl's
+# --user cannot carry): Debian's awscli, installed when missing.
+bench_need_aws() {
+    command -v aws >/dev/null 2>&1 && return 0
+    local sudo_cmd=()
+    [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
+    bench_log "installing awscli (apt-get)"
+    { "${sudo_cmd[@]}" apt-get update -q && DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" \
+        apt-get install -y -q awscli; } >"$BENCH_TMP/apt.log" 2>&1 || bench_die "cannot install awscli"
+}
+
+bench_swift_start() {
+    bench_need_aws
+    local dir="$BENCH_TMP/swift-$BENCH_STACKS" log="$BENCH_TMP/swift-$BENCH_STACKS.log"
+    tests/harness/swift/start-swift.sh "$dir" "$DEV_S3_PORT" >"$log" 2>&1 || {
+        tail -20 "$log" >&2
+        bench_die "Swift did not start"
+    }
+    BENCH_SWIFT_DIR="$dir"
+    export DEV_S3_EXTERNAL=1 DEV_S3_REGION=us-east-1
+    DEV_S3_ACCESS_KEY="$(sed -n 's/^S3_ACCESS_KEY=//p' "$log")"
+    DEV_S3_SECRET_KEY="$(sed -n 's/^S3_SECRET_KEY=//p' "$log")"
+    export DEV_S3_ACCESS_KEY DEV_S3_SECRET_KEY
+    AWS_ACCESS_KEY_ID="$DEV_S3_ACCESS_KEY" AWS_SECRET_ACCESS_KEY="$DEV_S3_SECRET_KEY" \
+        aws --endpoint-url "http://127.0.0.1:$DEV_S3_PORT" --region us-east-1 s3 mb s3://seashore \
+        >"$BENCH_TMP/mb.log" 2>&1 || bench_die "cannot create the bucket in Swift: $(tail -1 "$BENCH_TMP/mb.log")"
+}
+
 # bench_stack_start [NAME=value ...]: extra environment for every service.
 bench_stack_start() {
     local i
@@ -64,6 +96,7 @@ bench_stack_start() {
     export DEV_WS_PORT="$(bench_free_port)" DEV_OPS_PORT_BASE="$(bench_free_port)"
     export API_RATE_LIMIT=100000 API_RATE_BURST=100000 # measure the work, not the limiter
     BENCH_DEV_DIR="$DEV_DIR"
+    if [ "${BENCH_S3:-s3rver}" = swift ]; then bench_swift_start; fi
     env "$@" scripts/dev.sh >"$BENCH_TMP/dev-$BENCH_STACKS.log" 2>&1 &
     BENCH_DEV_PID=$!
     for i in $(seq 1 180); do
@@ -88,6 +121,10 @@ bench_stack_stop() {
         kill -TERM "$BENCH_DEV_PID" 2>/dev/null || true
         wait "$BENCH_DEV_PID" 2>/dev/null || true
         BENCH_DEV_PID=""
+    fi
+    if [ -n "${BENCH_SWIFT_DIR:-}" ]; then
+        tests/harness/swift/stop-swift.sh "$BENCH_SWIFT_DIR" >/dev/null 2>&1 || true
+        BENCH_SWIFT_DIR=""
     fi
 }
 

@@ -15,6 +15,10 @@ DEV_BUILD_DIR="${DEV_BUILD_DIR:-build}" # e.g. build-asan, relative to the repo
 DEV_NATS_PORT="${DEV_NATS_PORT:-14222}"
 DEV_PG_PORT="${DEV_PG_PORT:-15432}"
 DEV_S3_PORT="${DEV_S3_PORT:-14568}"
+# DEV_S3_EXTERNAL=1: an S3 server already listens on DEV_S3_PORT (e.g. Swift's
+# s3api for benchmarks), with DEV_S3_ACCESS_KEY, DEV_S3_SECRET_KEY and
+# DEV_S3_REGION and the bucket created; s3rver is not started.
+DEV_S3_EXTERNAL="${DEV_S3_EXTERNAL:-0}"
 DEV_HTTP_PORT="${DEV_HTTP_PORT:-8080}"       # token-issuer: API + studio page
 DEV_WS_PORT="${DEV_WS_PORT:-8081}"           # ingest-recorder: websocket
 DEV_OPS_PORT_BASE="${DEV_OPS_PORT_BASE:-9101}" # ops ports: base + index below
@@ -50,9 +54,10 @@ dev_ops_port() { # service name -> its ops port
 # pairs each service reads, for `env "${SEASHORE_ENV_x[@]}" binary`.
 dev_service_env() { # service name -> prints one NAME=value per line
     local name="$1"
-    local s3=(R2_ENDPOINT="$DEV_S3_ENDPOINT" R2_ACCESS_KEY_ID="${R2_ACCESS_KEY_ID:-}"
-        R2_SECRET_ACCESS_KEY="${R2_SECRET_ACCESS_KEY:-}" R2_BUCKET_NAME="$DEV_BUCKET"
-        R2_REGION=auto)
+    local s3=(R2_ENDPOINT="$DEV_S3_ENDPOINT"
+        R2_ACCESS_KEY_ID="${DEV_S3_ACCESS_KEY:-${R2_ACCESS_KEY_ID:-}}"
+        R2_SECRET_ACCESS_KEY="${DEV_S3_SECRET_KEY:-${R2_SECRET_ACCESS_KEY:-}}"
+        R2_BUCKET_NAME="$DEV_BUCKET" R2_REGION="${DEV_S3_REGION:-auto}")
     local vars=(LOG_LEVEL="${LOG_LEVEL:-info}" OPS_LISTEN="127.0.0.1:$(dev_ops_port "$name")"
         NATS_URL="$DEV_NATS_URL")
     case "$name" in

@@ -14,6 +14,7 @@
 #   DEV_BUILD_DIR (build; e.g. build-asan to run the sanitizer build)
 #   DEV_READY_TIMEOUT (60 s, for all five services together)
 #   DEV_EXIT_AFTER_READY=1  stop everything and exit 0 once all are ready
+#   DEV_S3_EXTERNAL=1       use the S3 server on DEV_S3_PORT (scripts/dev-env.sh)
 #   DEV_INFRA_ONLY=1        start only nats, postgres and s3rver (+ migrations
 #                           if built), e.g. to run one service in a debugger
 set -euo pipefail
@@ -99,7 +100,9 @@ port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 check_ports() {
     local entry
-    for entry in "nats:$DEV_NATS_PORT" "postgres:$DEV_PG_PORT" "s3rver:$DEV_S3_PORT" "$@"; do
+    local s3_entry="s3rver:$DEV_S3_PORT"
+    [ "$DEV_S3_EXTERNAL" = 1 ] && s3_entry=""
+    for entry in "nats:$DEV_NATS_PORT" "postgres:$DEV_PG_PORT" $s3_entry "$@"; do
         if port_in_use "${entry##*:}"; then
             die "port ${entry##*:} (${entry%:*}) is already in use on 127.0.0.1; stop whatever holds it or override the port (see scripts/dev.sh)"
         fi
@@ -363,7 +366,7 @@ main() {
     ensure_secrets
     start_nats
     start_postgres
-    start_s3rver
+    [ "$DEV_S3_EXTERNAL" = 1 ] || start_s3rver
     if [ "$infra_only" = 1 ]; then
         if [ -x "$MIGRATE_BIN" ]; then run_migrations; fi
         print_infra_urls

@@ -106,7 +106,7 @@ function reportTtf(machine, command, speed, rows) {
   const first = rows[0];
   const lines = [
     `# End-to-end benchmark: time to file, ${new Date().toISOString().slice(0, 10)}`, '',
-    `- Machine: ${machine}`, `- Command: \`${command}\` (release build, the whole stack on loopback: scripts/dev.sh with s3rver)`,
+    `- Machine: ${machine}`, `- Command: \`${command}\` (release build, the whole stack on loopback: scripts/dev.sh)`,
     `- Media: 1080p30 H.264 at ~6 Mbit/s + Opus 128 kbit/s in Matroska (\`video/webm;codecs=h264,opus\`), posted by seashore-send in 1 MiB chunks at ${+speed ? `${speed}× real time` : 'the speed the stack acknowledges'}`,
     '- Peer: `ffmpeg -i track -c copy -movflags +faststart out.mp4` on local disk, same file, same run: the one remux any upload-then-process pipeline does after the guest stops', '',
     '| track | bytes | post MB/s | End → raw complete s | End → all editor files s | peer remux s | files / peer | files vs 5 min |',

@@ -13,7 +13,12 @@
 # the one remux to an editor MP4 that any upload-then-process pipeline must
 # do after the guest stops, on local disk (no network, no upload).
 #
-#   bench/e2e/run.sh [--minutes "5 30 60"] [--speed 10]
+# The store is Swift's s3api (--server swift, the default: it completes a
+# multipart upload from its parts' metadata, as R2 and S3 do) or s3rver
+# (--server s3rver: it copies every part into one file on Complete, which for
+# gigabytes takes longer than the muxer itself).
+#
+#   bench/e2e/run.sh [--minutes "5 30 60"] [--speed 10] [--server swift|s3rver]
 # Writes bench/results/<date>-e2e.md (and prints it).
 set -euo pipefail
 BENCH_NAME=e2e
@@ -21,11 +26,13 @@ BENCH_NAME=e2e
 
 MINUTES="5 30 60"
 SPEED=10
+export BENCH_S3=swift
 CHUNK=1048576
 while [ $# -gt 0 ]; do
     case "$1" in
     --minutes) MINUTES="$2"; shift 2 ;;
     --speed) SPEED="$2"; shift 2 ;;
+    --server) BENCH_S3="$2"; shift 2 ;;
     *) echo "usage: bench/e2e/run.sh [--minutes \"5 30 60\"] [--speed 10]" >&2; exit 2 ;;
     esac
 done
@@ -58,6 +65,6 @@ done
 
 report="bench/results/$(date -u +%Y-%m-%d)-e2e.md"
 printf '%s\n' "${rows[@]}" | node bench/e2e/e2e.mjs report-ttf "$(bench_machine)" \
-    "bench/e2e/run.sh --minutes \"$MINUTES\" --speed $SPEED" "$SPEED" >"$report"
+    "bench/e2e/run.sh --minutes \"$MINUTES\" --speed $SPEED --server $BENCH_S3" "$SPEED" >"$report"
 cat "$report"
 bench_log "report written to $report"
