@@ -227,6 +227,13 @@ static ss_work_verdict part_upload(up_item *it, const Seashore__V1__PartReady *p
     if (rc == -2)
         return SS_WORK_ABANDON;
     if (rc == -1) {
+        /* Released because another worker (a redelivered item) uploaded
+         * and committed this part while our read waited: not lost. */
+        if (up_db_part_etag(it->pg, p->track_id, (int)p->part_number, etag, sizeof etag, err,
+                            sizeof err) != 0)
+            return SS_WORK_LATER;
+        if (etag[0])
+            return part_commit(it, p->track_id);
         up_fail(it, p->track_id, p->object_key, p->part_size, "PartLost", why);
         return SS_WORK_DONE;
     }
