@@ -264,26 +264,34 @@ static void realign_others(mx_worker *wk, mx_job *j)
     free(ids);
 }
 
-/* The steps after the files exist: rows, manifest, notices. */
-ss_work_verdict mx_job_finish(mx_worker *wk, mx_job *j)
+/* The session manifest written (retried), then track.muxed.<track>, which
+ * lets chunk-store release the track from the chunk log. 0, or -1 draining. */
+static int manifest_and_announce(mx_worker *wk, const mx_job *j)
 {
-    char err[512];
-    for (int k = 0; k < MX_OUTPUT_KINDS; k++)
-        if (job_store_output(wk, j, k) == -2)
-            return SS_WORK_ABANDON;
-    realign_others(wk, j);
+    char err[512], subject[64];
     for (int attempt = 0;; attempt++) {
         int rc = mx_manifest_write(wk, j->t.session_id, err, sizeof err);
         if (rc == 0)
             break;
         if (rc == -2 || ss_work_retry_sleep(&wk->w, attempt) != 0)
-            return SS_WORK_ABANDON;
+            return -1;
         ss_log_warn("cannot write the session manifest, retrying", "{s:s, s:s}", "session_id",
                     j->t.session_id, "error", err);
     }
-    char subject[64];
     snprintf(subject, sizeof subject, "track.muxed.%s", j->track_id);
     natsConnection_Publish(mx.svc->nats.conn, subject, NULL, 0);
+    return 0;
+}
+
+/* The steps after the files exist: rows, manifest, notices. */
+ss_work_verdict mx_job_finish(mx_worker *wk, mx_job *j)
+{
+    for (int k = 0; k < MX_OUTPUT_KINDS; k++)
+        if (job_store_output(wk, j, k) == -2)
+            return SS_WORK_ABANDON;
+    realign_others(wk, j);
+    if (manifest_and_announce(wk, j) != 0)
+        return SS_WORK_ABANDON;
     ss_series_inc(ss_metric_series(m_tracks));
     ss_log_info("track muxed", "{s:s, s:s, s:s, s:s, s:I}", "track_id", j->track_id, "webm",
                 j->res.webm.state == MX_OUT_DONE ? "done" : j->res.webm.reason, "mp4",
@@ -337,16 +345,8 @@ static int live_files_aligned(mx_worker *wk, mx_job *j)
  * manifest names it, and chunk-store may release the track's log. */
 static ss_work_verdict live_files_announce(mx_worker *wk, mx_job *j)
 {
-    char err[512], subject[64];
-    for (int attempt = 0;; attempt++) {
-        int rc = mx_manifest_write(wk, j->t.session_id, err, sizeof err);
-        if (rc == 0)
-            break;
-        if (rc == -2 || ss_work_retry_sleep(&wk->w, attempt) != 0)
-            return SS_WORK_ABANDON;
-    }
-    snprintf(subject, sizeof subject, "track.muxed.%s", j->track_id);
-    natsConnection_Publish(mx.svc->nats.conn, subject, NULL, 0);
+    if (manifest_and_announce(wk, j) != 0)
+        return SS_WORK_ABANDON;
     ss_log_info("track complete; its files were made live", "{s:s}", "track_id", j->track_id);
     return SS_WORK_DONE;
 }
