@@ -27,7 +27,7 @@ typedef struct cs_ctx {
     ss_pg *pg_reads;    /* chunkstore.read handlers' connection, so that reads
                            do not queue ingest's requests behind them */
     int64_t log_max_bytes, max_chunk_bytes, part_size, read_max_bytes;
-    int64_t replicas, read_threads;
+    int64_t replicas, read_threads, end_threads, index_sweep_ms;
     bool keep_committed; /* CHUNK_LOG_KEEP_COMMITTED: release only once muxed */
 } cs_ctx;
 

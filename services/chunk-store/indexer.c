@@ -22,9 +22,9 @@
 #define AHEAD_NAK_DELAY_NS   (200LL * 1000 * 1000)
 #define RETRY_NAK_DELAY_NS   (1000LL * 1000 * 1000)
 #define ACK_WAIT_NS          (30LL * 1000 * 1000 * 1000)
-#define MAX_AHEAD_DELIVERIES 3000  /* about 10 minutes of 200 ms NAK delays */
-#define SWEEP_INTERVAL_MS    30000 /* ACK_WAIT: a redelivery comes within one */
+#define MAX_AHEAD_DELIVERIES 3000 /* about 10 minutes of 200 ms NAK delays */
 #define SWEEP_MAX_TRACKS     1000
+#define SWEEP_TAIL_READS     16
 
 typedef enum { IDX_ACK, IDX_NAK_AHEAD, IDX_RETRY, IDX_TERM } idx_verdict;
 
@@ -347,29 +347,36 @@ static int sweep_note(const char *track_id, uint64_t durable_seq, sweep_seen *ne
     return sweeps;
 }
 
-/* Recording tracks whose log holds chunks the index does not, for two
- * sweeps in a row (longer than the consumer's redelivery): the consumer
- * will not bring them (its state was lost in a server restart), so they
- * are indexed from the log. The log, not the consumer, is the truth. */
+/* Recording tracks whose index stood still for two sweeps in a row
+ * (longer than the consumer's redelivery) and whose log holds chunks the
+ * index does not: the consumer will not bring them (its state was lost in
+ * a server restart), so they are indexed from the log. The log, not the
+ * consumer, is the truth. Reading a log tail fetches a whole chunk and this
+ * runs on the indexer's thread, so only still tracks are looked at, at most
+ * SWEEP_TAIL_READS of them per sweep, in turn. */
 static void index_sweep(cs_ctx *cs)
 {
     static sweep_seen next[SWEEP_MAX_TRACKS];
+    static unsigned turn;
     char err[256];
-    int nnext = 0;
+    int nnext = 0, reads = 0;
     PGresult *r = ss_pg_query(cs->pg_index,
                               "SELECT id, durable_seq FROM tracks WHERE state = 'recording' "
                               "ORDER BY id LIMIT 1000",
                               0, NULL, err, sizeof err);
-    for (int i = 0; r != NULL && i < PQntuples(r); i++) {
+    int n = r != NULL ? PQntuples(r) : 0;
+    for (int k = 0; k < n; k++) {
+        int i = (int)((turn + (unsigned)k) % (unsigned)n);
         const char *id = PQgetvalue(r, i, 0);
         uint64_t durable = strtoull(PQgetvalue(r, i, 1), NULL, 10);
         cs_log_tail lt;
-        if (cs_log_tail_read(cs, id, &lt, err, sizeof err) != 0 || !lt.any ||
-            lt.next_seq <= durable)
+        if (sweep_note(id, durable, next, &nnext) < 2 || reads >= SWEEP_TAIL_READS)
             continue;
-        if (sweep_note(id, durable, next, &nnext) >= 2)
+        reads++;
+        if (cs_log_tail_read(cs, id, &lt, err, sizeof err) == 0 && lt.any && lt.next_seq > durable)
             cs_index_catch_up(cs, id, durable, lt.next_seq);
     }
+    turn += SWEEP_TAIL_READS;
     PQclear(r);
     memcpy(seen, next, sizeof(sweep_seen) * (size_t)nnext);
     nseen = nnext;
@@ -384,7 +391,7 @@ static void *indexer_main(void *arg)
         struct timespec ts;
         clock_gettime(CLOCK_MONOTONIC, &ts);
         int64_t now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-        if (now - last_sweep >= SWEEP_INTERVAL_MS) {
+        if (now - last_sweep >= cs->index_sweep_ms) {
             index_sweep(cs);
             last_sweep = now;
         }

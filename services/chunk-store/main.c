@@ -35,6 +35,14 @@ static const ss_config_var store_vars[] = {
      "chunkstore.read requests served at once (one per r2-uploader part worker keeps them "
      "from queueing)",
      &cs.read_threads},
+    {"INDEX_SWEEP_INTERVAL", SS_CONFIG_DURATION, false, false, "30s", 100, 3600000, NULL,
+     "how often the indexer looks for tracks whose log holds chunks its consumer never "
+     "delivered (a track is indexed from the log after two looks without progress)",
+     &cs.index_sweep_ms},
+    {"END_THREADS", SS_CONFIG_INT, false, false, "32", 1, 256, NULL,
+     "chunkstore.end requests served at once (an End waits for the indexer; tracks that end "
+     "together do not queue behind each other)",
+     &cs.end_threads},
     {"CHUNK_LOG_KEEP_COMMITTED", SS_CONFIG_BOOL, false, false, "false", 0, 0, NULL,
      "keep committed chunks in the log until the track is muxed, so a part the store loses can "
      "be uploaded again (the log then grows with the length of recordings)",

@@ -128,23 +128,26 @@ static bool muxed_in_db(const char *track_id)
     return yes;
 }
 
+/* The rest of a muxed track goes message by message (chunk 0 and those
+ * from purged_seq on; the ones between are gone already), not with a
+ * subject purge: nats-server 2.9 moves every consumer of the stream past
+ * the purge, so the indexer's consumer skipped other tracks' chunks that
+ * were not delivered yet. */
 static void release_all(const char *track_id)
 {
-    char subject[64];
-    jsOptions o;
-    jsErrCode jerr = 0;
+    cs_track t;
+    char err[256];
     if (!muxed_in_db(track_id)) {
         ss_log_info("muxed notice ignored: track not complete or outputs pending", "{s:s}",
                     "track_id", track_id);
         return;
     }
-    snprintf(subject, sizeof subject, "chunks.%s", track_id);
-    jsOptions_Init(&o);
-    o.Stream.Purge.Subject = subject;
-    natsStatus s = js_PurgeStream(ctx->js, CS_STREAM_CHUNKS, &o, &jerr);
-    if (s != NATS_OK) {
-        ss_log_warn("cannot purge a muxed track from the chunk log", "{s:s, s:s}", "track_id",
-                    track_id, "error", natsStatus_GetText(s));
+    if (cs_track_load(ctx->pg_requests, track_id, &t, err, sizeof err) != 0 || !t.found ||
+        delete_range(track_id, 0, 1, err, sizeof err) != 0 ||
+        delete_range(track_id, t.purged_seq > 1 ? t.purged_seq : 1, t.durable_seq, err,
+                     sizeof err) != 0) {
+        ss_log_warn("cannot release a muxed track from the chunk log", "{s:s, s:s}", "track_id",
+                    track_id, "error", err);
         return;
     }
     mark("UPDATE tracks SET log_released = true, purged_seq = $2::bigint WHERE id = $1", track_id,

@@ -4,21 +4,29 @@
  * header (chunk 0) and the newest one, so the stream's bytes fall back; a
  * muxed notice alone deletes nothing, but once PostgreSQL says the track is
  * complete and muxed the rest goes. The track's resume point survives both
- * (a reconnecting client still gets its Welcome and Ended). */
+ * (a reconnecting client still gets its Welcome and Ended).
+ *
+ * Releasing a track leaves the other tracks' chunks pending for the
+ * stream's consumers. And the log, not the consumer, is the truth: chunks taken from
+ * chunk-store's consumer by someone else (as if its state were lost) are
+ * indexed from the log by the indexer's sweep, without an End. */
 #include "check.h"
 #include "ingest_stack.h"
 
 #include <nats/nats.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "seashore/nats.h"
+#include "seashore/v1/chunks.pb-c.h"
 #include "seashore/v1/work.pb-c.h"
 
 #define CHUNK 65536
 
-static ingest_stack stack;
+static ingest_stack stack = {.extra_env = {"INDEX_SWEEP_INTERVAL=1s"}};
 static char media[1024], track[37];
 static natsConnection *nc;
 static jsCtx *js;
@@ -134,6 +142,154 @@ static void test_muxed_track_leaves_the_log(void)
     CHECK_EQ_INT(send_track("resend-after-mux", track), 0);
 }
 
+static uint64_t stream_msgs(void)
+{
+    jsStreamInfo *si = NULL;
+    uint64_t n = UINT64_MAX;
+    if (js_GetStreamInfo(&si, js, "CHUNKS", NULL, NULL) == NATS_OK)
+        n = si->State.Msgs;
+    jsStreamInfo_Destroy(si);
+    return n;
+}
+
+static uint64_t consumer_pending(const char *name)
+{
+    jsConsumerInfo *ci = NULL;
+    uint64_t n = UINT64_MAX;
+    if (js_GetConsumerInfo(&ci, js, "CHUNKS", name, NULL, NULL) == NATS_OK)
+        n = ci->NumPending;
+    jsConsumerInfo_Destroy(ci);
+    return n;
+}
+
+/* Releasing a muxed track must not move the stream's consumers: a subject
+ * purge in nats-server 2.9 moves every consumer that matches the subject to
+ * the end of the stream, and the indexer's consumer then skipped the
+ * chunks of every other track not delivered yet. A witness consumer that
+ * has read nothing must still see every message left in the stream. */
+static void test_release_leaves_other_tracks_pending(void)
+{
+    jsConsumerConfig cc;
+    jsConsumerInfo *ci = NULL;
+    char other[37], muxed[37], *log;
+    jsConsumerConfig_Init(&cc);
+    cc.Durable = "witness";
+    cc.FilterSubject = "chunks.>";
+    cc.AckPolicy = js_AckExplicit;
+    if (!CHECK_EQ_INT(js_AddConsumer(&ci, js, "CHUNKS", &cc, NULL, NULL), NATS_OK))
+        return;
+    jsConsumerInfo_Destroy(ci);
+    if (!CHECK_EQ_INT(send_track("send-muxed", NULL), 0) ||
+        !CHECK_EQ_INT(send_track("send-other", NULL), 0))
+        return;
+    log = stack_log(&stack, "send-muxed");
+    CHECK(log && sscanf(log, "%36s", muxed) == 1);
+    free(log);
+    log = stack_log(&stack, "send-other");
+    CHECK(log && sscanf(log, "%36s", other) == 1);
+    free(log);
+    memcpy(track, muxed, sizeof track);
+    SQL("UPDATE tracks SET state = 'complete', committed_seq = chunk_count WHERE id = '%s'", track);
+    SQL("INSERT INTO outputs (track_id, kind, state) VALUES ('%s', 'webm', 'done')", track);
+    uint64_t before = stream_msgs();
+    notify("muxed", 0);
+    uint64_t left = stream_msgs();
+    for (int i = 0; i < 100 && left > before - 48; i++) {
+        usleep(50000);
+        left = stream_msgs();
+    }
+    CHECK_EQ_INT(left, before - 48); /* the muxed track's 48 chunks are gone */
+    CHECK(left >= 48);               /* the other track's are not */
+    CHECK_EQ_INT(consumer_pending("witness"), left);
+    js_DeleteConsumer(js, "CHUNKS", "witness", NULL, NULL);
+}
+
+/* Pulls from chunk-store's own consumer and acks for `ms`: the chunks it
+ * takes never reach the indexer through the consumer. Returns how many. */
+static int steal_from_consumer(int ms)
+{
+    natsSubscription *sub = NULL;
+    jsSubOptions so;
+    jsErrCode jerr = 0;
+    int stolen = 0;
+    jsSubOptions_Init(&so);
+    so.Stream = "CHUNKS";
+    so.Consumer = "chunk-store";
+    if (js_PullSubscribe(&sub, js, "chunks.>", "chunk-store", NULL, &so, &jerr) != NATS_OK)
+        return -1;
+    for (int waited = 0; waited < ms; waited += 100) {
+        natsMsg *m = NULL;
+        if (ss_js_fetch_one(sub, 100, &m, NULL) == NATS_OK && m != NULL) {
+            natsMsg_Ack(m, NULL);
+            stolen++;
+        }
+        natsMsg_Destroy(m);
+    }
+    natsSubscription_Unsubscribe(sub);
+    natsSubscription_Destroy(sub);
+    return stolen;
+}
+
+/* The seq after the newest chunk of the track in the log (0: none). */
+static uint64_t log_next_seq(const char *track_id)
+{
+    char subject[64];
+    natsMsg *m = NULL;
+    uint64_t next = 0;
+    snprintf(subject, sizeof subject, "chunks.%s", track_id);
+    if (js_GetLastMsg(&m, js, "CHUNKS", subject, NULL, NULL) != NATS_OK)
+        return 0;
+    Seashore__V1__ChunkRecord *c = seashore__v1__chunk_record__unpack(
+        NULL, (size_t)natsMsg_GetDataLength(m), (const uint8_t *)natsMsg_GetData(m));
+    if (c != NULL)
+        next = c->seq + 1;
+    seashore__v1__chunk_record__free_unpacked(c, NULL);
+    natsMsg_Destroy(m);
+    return next;
+}
+
+static uint64_t indexed_seq(const char *track_id)
+{
+    char q[160], *v = NULL;
+    snprintf(q, sizeof q, "SELECT durable_seq FROM tracks WHERE id = '%s'", track_id);
+    uint64_t n = harness_pg_exec(&stack.pg, q, &v) == 0 && v ? strtoull(v, NULL, 10) : 0;
+    free(v);
+    return n;
+}
+
+/* chunk-store paused while a client records and someone else empties its
+ * consumer; the client dies without an End. Once chunk-store runs again,
+ * only its sweep (every second here) can find the chunks: the index must
+ * reach the log's end. */
+static void test_sweep_indexes_what_the_consumer_lost(void)
+{
+    const char *id = "5b0c2d9e-7a41-4f6b-9c3e-2d8f1a6b4c70";
+    char *bin = harness_build_path("tools/seashore-send/seashore-send");
+    char *tok = stack_token(&stack, NULL, 3600);
+    char *argv[] = {bin,      "--url", stack.ws_url,   "--token", tok,          "--quiet",
+                    "--rate", "10",    "--chunk-size", "65536",   "--track-id", (char *)id,
+                    media,    NULL};
+    pid_t pid = stack_spawn(&stack, "send-stolen", argv);
+    sleep(1); /* welcomed (a Hello needs chunk-store), a few chunks indexed */
+    harness_signal(stack.h, stack.store_pid, SIGSTOP);
+    int stolen = steal_from_consumer(1500);
+    harness_signal(stack.h, pid, SIGKILL);
+    harness_wait_exit(stack.h, pid, 10000, NULL);
+    int stolen_late = steal_from_consumer(500);
+    harness_signal(stack.h, stack.store_pid, SIGCONT);
+    CHECK(stolen > 0);
+    printf("stolen from the consumer: %d + %d chunks\n", stolen, stolen_late);
+    uint64_t want = log_next_seq(id), got = indexed_seq(id);
+    for (int i = 0; i < 300 && got < want; i++) {
+        usleep(100000);
+        got = indexed_seq(id);
+    }
+    CHECK(want > 0);
+    CHECK_EQ_INT(got, want);
+    free(tok);
+    free(bin);
+}
+
 int main(void)
 {
     if (CHECK_EQ_INT(stack_start(&stack, "test_ingest_retention"), 0) &&
@@ -145,6 +301,8 @@ int main(void)
         CHECK_EQ_INT(system(cmd), 0);
         TEST_RUN(test_committed_chunks_leave_the_log);
         TEST_RUN(test_muxed_track_leaves_the_log);
+        TEST_RUN(test_release_leaves_other_tracks_pending);
+        TEST_RUN(test_sweep_indexes_what_the_consumer_lost);
     }
     jsCtx_Destroy(js);
     natsConnection_Destroy(nc);
