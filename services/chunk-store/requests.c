@@ -256,16 +256,19 @@ int cs_requests_start(cs_ctx *cs)
     static const struct {
         const char *subject;
         natsMsgHandler cb;
-    } table[] = {{"chunkstore.status", on_status},
-                 {"chunkstore.chunk", on_chunk},
-                 {"chunkstore.end", on_end}};
+    } table[] = {{"chunkstore.status", on_status}, {"chunkstore.chunk", on_chunk}};
     size_t ntable = sizeof table / sizeof table[0];
     cs_requests_ctx = cs;
-    subs = calloc(ntable + (size_t)cs->read_threads, sizeof *subs);
+    subs = calloc(ntable + (size_t)(cs->read_threads + cs->end_threads), sizeof *subs);
     if (subs == NULL)
         return -1;
     for (size_t i = 0; i < ntable; i++)
         if (subscribe(cs, table[i].subject, table[i].cb) != 0)
+            return -1;
+    /* each subscription has its own delivery thread: an End waiting for the
+     * indexer does not hold up the others, nor a read the next one */
+    for (int64_t i = 0; i < cs->end_threads; i++)
+        if (subscribe(cs, "chunkstore.end", on_end) != 0)
             return -1;
     for (int64_t i = 0; i < cs->read_threads; i++)
         if (subscribe(cs, "chunkstore.read", on_read) != 0)

@@ -31,15 +31,21 @@ static int reply_fail(Seashore__V1__TrackEndReply *rep, Seashore__V1__ErrorCode 
 
 /* Loads the track once the indexer has indexed everything the log holds.
  * If the indexer makes no progress for CS_CATCH_UP_AFTER_MS, the missing
- * chunks are indexed from the log here. */
+ * chunks are indexed from the log here. The log's tail is read once: ingest
+ * sends End only after every chunk of the track is durable, and reading it
+ * fetches a whole chunk, too dear to repeat at every poll. */
 static int load_caught_up(const char *track_id, cs_track *t, cs_log_tail *lt, char *text,
                           size_t len)
 {
     uint64_t last_seq = UINT64_MAX;
     int still_since = 0;
-    for (int waited = 0;; waited += CS_INDEX_POLL_US / 1000) {
-        if (cs_log_tail_read(cs_requests_ctx, track_id, lt, text, len) != 0 ||
-            cs_track_load(cs_requests_ctx->pg_requests, track_id, t, text, len) != 0)
+    if (cs_log_tail_read(cs_requests_ctx, track_id, lt, text, len) != 0)
+        return -1;
+    /* the poll slows from CS_INDEX_POLL_US to 5x that: many tracks ending
+     * behind a busy indexer share one PostgreSQL connection */
+    for (int waited = 0, poll_us = CS_INDEX_POLL_US;;
+         waited += poll_us / 1000, poll_us += poll_us < 5 * CS_INDEX_POLL_US ? poll_us / 4 : 0) {
+        if (cs_track_load(cs_requests_ctx->pg_requests, track_id, t, text, len) != 0)
             return -1;
         if (!lt->any || (t->found && t->durable_seq >= lt->next_seq))
             return 0;
@@ -58,7 +64,7 @@ static int load_caught_up(const char *track_id, cs_track *t, cs_log_tail *lt, ch
                      track_id, t->found ? t->durable_seq : 0, lt->next_seq);
             return -1;
         }
-        usleep(CS_INDEX_POLL_US);
+        usleep((useconds_t)poll_us);
     }
 }
 

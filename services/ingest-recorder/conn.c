@@ -18,16 +18,21 @@
 enum { CALL_STATUS = 1, CALL_PUBLISH, CALL_CHUNK_INFO, CALL_END };
 
 #define BACK_PRESSURE_RETRY_MS 1000
-#define CODE(x)                SEASHORE__V1__ERROR_CODE__ERROR_CODE_##x
+/* chunk-store answers an End once its index has caught up with the log; a
+ * busy indexer is no reason to close the connection, so the End is asked
+ * again before the client is told to reconnect. */
+#define END_ATTEMPTS 3
+#define CODE(x)      SEASHORE__V1__ERROR_CODE__ERROR_CODE_##x
 
 static ing_conn *conns;
 static size_t nconns;
 static size_t buffered_bytes; /* chunk bytes held by all connections */
 static ss_metric *m_chunks, *m_bytes, *m_conns, *m_errors, *m_ack_latency;
 
-void ing_count_error_frame(void)
+void ing_count_error_frame(const char *code_name)
 {
-    ss_series_inc(ss_metric_series(m_errors));
+    const char *values[] = {code_name};
+    ss_series_inc(ss_metric_labels(m_errors, values));
 }
 
 size_t ing_connection_count(void)
@@ -42,7 +47,9 @@ int ing_metrics_init(void)
     m_bytes = ss_metrics_counter("seashore_ingest_bytes_acked_total",
                                  "Chunk bytes made durable and acked", NULL);
     m_conns = ss_metrics_gauge("seashore_ingest_connections", "Open recorder connections", NULL);
-    m_errors = ss_metrics_counter("seashore_ingest_error_frames_total", "Error frames sent", NULL);
+    static const char *const code_label[] = {"code", NULL};
+    m_errors = ss_metrics_counter("seashore_ingest_error_frames_total",
+                                  "Error frames sent, by code", code_label);
     static const double bounds[] = {0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5};
     m_ack_latency = ss_metrics_histogram(
         "seashore_ingest_ack_latency_seconds",
@@ -552,16 +559,36 @@ static void start_end_if_ready(ing_conn *c)
     call->payload_len = seashore__v1__track_end_record__get_packed_size(&rec);
     call->payload = malloc(call->payload_len + 1);
     seashore__v1__track_end_record__pack(&rec, call->payload);
+    call->timeout_ms = ing_cfg.end_timeout_ms;
     c->end_sent = true;
+    c->end_attempts++;
     submit(c, call);
+}
+
+/* True when an unconfirmed End is worth asking chunk-store again. */
+static bool end_retry(ing_conn *c, const ing_call *call, const Seashore__V1__TrackEndReply *r)
+{
+    bool transient = r == NULL ? call->result == ING_CALL_FAILED : !r->ok && r->retryable;
+    if (!transient || c->wsi == NULL || c->state != CONN_READY || c->end_attempts >= END_ATTEMPTS)
+        return false;
+    ss_log_info("End not confirmed yet; asking chunk-store again", "{s:s, s:i, s:s}", "track_id",
+                c->track_id, "attempt", c->end_attempts + 1, "reason", r ? r->message : call->err);
+    return true;
 }
 
 static void on_end_reply(ing_conn *c, ing_call *call)
 {
     Seashore__V1__TrackEndReply *r = NULL;
-    c->end_sent = c->end_wanted = false;
+    c->end_sent = false;
     if (call->result == ING_CALL_OK)
         r = seashore__v1__track_end_reply__unpack(NULL, call->reply_len, call->reply);
+    if (end_retry(c, call, r)) {
+        seashore__v1__track_end_reply__free_unpacked(r, NULL);
+        start_end_if_ready(c);
+        return;
+    }
+    c->end_wanted = false;
+    c->end_attempts = 0;
     if (r == NULL) {
         ing_fail(c, CODE(INTERNAL), true, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION,
                  "End of track %s not confirmed: %s; reconnect and send End again", c->track_id,

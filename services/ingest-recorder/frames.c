@@ -74,7 +74,7 @@ static void send_error_v(ing_conn *c, Seashore__V1__ErrorCode code, bool retryab
     f.error = &e;
     const ProtobufCEnumValue *v =
         protobuf_c_enum_descriptor_get_value(&seashore__v1__error_code__descriptor, (int)code);
-    ing_count_error_frame();
+    ing_count_error_frame(v ? v->name : "?");
     ss_log_info("error frame", "{s:s, s:s, s:s, s:b}", "track_id", c->track_id, "code",
                 v ? v->name : "?", "message", msg, "retryable", retryable);
     ing_send_frame(c, &f);

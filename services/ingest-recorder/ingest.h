@@ -23,7 +23,7 @@ typedef struct ing_config {
     const char *ws_listen;
     const char *token_secret;
     int64_t max_chunk_bytes, max_inflight, idle_timeout_ms, max_connections;
-    int64_t buffer_bytes, publish_threads, request_threads, nats_timeout_ms;
+    int64_t buffer_bytes, publish_threads, request_threads, nats_timeout_ms, end_timeout_ms;
 } ing_config;
 
 typedef struct ing_chunk {
@@ -69,6 +69,7 @@ typedef struct ing_conn {
     bool resend_check;     /* a chunkstore.chunk call in flight */
 
     bool end_wanted, end_sent, ended;
+    int end_attempts; /* chunkstore.end requests for the current End */
     Seashore__V1__End end;
     uint8_t end_sha[32];
     uint64_t ended_count;
@@ -96,7 +97,7 @@ void ing_on_committed(const char *track_id, uint64_t seq, uint64_t bytes);
 void ing_on_resend(const char *track_id, uint64_t from_seq, const char *reason);
 void ing_drain_connections(void);
 size_t ing_connection_count(void);
-void ing_count_error_frame(void);
+void ing_count_error_frame(const char *code_name);
 int ing_metrics_init(void);
 
 /* frames.c: server frames onto a connection's output queue. */

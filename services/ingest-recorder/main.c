@@ -41,6 +41,10 @@ static const ss_config_var ingest_vars[] = {
      &ing_cfg.request_threads},
     {"NATS_TIMEOUT", SS_CONFIG_DURATION, false, false, "5s", 100, 60000, NULL,
      "longest wait for a JetStream publish or a chunk-store reply", &ing_cfg.nats_timeout_ms},
+    {"END_TIMEOUT", SS_CONFIG_DURATION, false, false, "15s", 100, 600000, NULL,
+     "longest wait for chunk-store to confirm a track's End (it waits up to 10 s for its index); "
+     "asked 3 times before the client is told to reconnect",
+     &ing_cfg.end_timeout_ms},
 };
 
 static const struct lws_protocols protocols[] = {

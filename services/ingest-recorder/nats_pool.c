@@ -82,8 +82,9 @@ static void run_publish(ing_call *c)
 static void run_request(ing_call *c)
 {
     natsMsg *reply = NULL;
-    natsStatus s = natsConnection_Request(&reply, pool.nc, c->subject, c->payload,
-                                          (int)c->payload_len, pool.timeout_ms);
+    natsStatus s =
+        natsConnection_Request(&reply, pool.nc, c->subject, c->payload, (int)c->payload_len,
+                               c->timeout_ms > 0 ? c->timeout_ms : pool.timeout_ms);
     if (s != NATS_OK) {
         c->result = ING_CALL_FAILED;
         snprintf(c->err, sizeof c->err, "request %s: %s", c->subject, natsStatus_GetText(s));

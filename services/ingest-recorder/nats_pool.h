@@ -27,6 +27,7 @@ typedef struct ing_call {
     char subject[96];
     char msg_id[96];      /* publish: Nats-Msg-Id */
     uint64_t expect_last; /* publish: expected last subject sequence (0 = none) */
+    int64_t timeout_ms;   /* request: longest wait for the reply (0: the pool's) */
     uint8_t *payload;     /* owned by the call */
     size_t payload_len;
     uint64_t seq, offset, size; /* the caller's bookkeeping, untouched */

@@ -6,7 +6,8 @@
  *   - kill -9 of chunk-store in the middle;
  *   - SIGTERM of ingest-recorder in the middle (drains: exit 0, client
  *     resumes on the restarted instance);
- *   - 200 concurrent clients with two chunk-store replicas. */
+ *   - 200 concurrent clients with two chunk-store replicas;
+ *   - chunk-store stalled while a track ends (no reconnect). */
 #include "check.h"
 #include "ingest_stack.h"
 
@@ -224,6 +225,44 @@ static void test_200_clients(void)
     harness_wait_exit(stack.h, second, 30000, NULL);
 }
 
+/* Polls a service's log for `text`; true once it appears. */
+static bool log_shows(const char *name, const char *text, int timeout_ms)
+{
+    for (int waited = 0; waited < timeout_ms; waited += 100) {
+        char *log = stack_log(&stack, name);
+        bool found = log && strstr(log, text);
+        free(log);
+        if (found)
+            return true;
+        usleep(100000);
+    }
+    return false;
+}
+
+/* chunk-store stopped (SIGSTOP) while a track ends: ingest asks for the End
+ * again when its wait runs out instead of closing the connection, and the
+ * client finishes without a single reconnect. */
+static void test_end_outlasts_a_stalled_store(void)
+{
+    char stats[1100];
+    stack.extra_env[0] = "END_TIMEOUT=2s";
+    term_ingest();
+    snprintf(stats, sizeof stats, "%s/send-stalled-end.json", harness_dir(stack.h));
+    const char *opts[] = {"--chunk-size", "65536", "--rate", "10", "--stats-json", stats, NULL};
+    pid_t pid = start_send("send-stalled-end", media, opts);
+    sleep(1); /* welcomed: a Hello needs chunk-store, the chunks after it do not */
+    harness_signal(stack.h, stack.store_pid, SIGSTOP);
+    bool asked_again = log_shows("ingest-recorder", "End not confirmed yet", 60000);
+    harness_signal(stack.h, stack.store_pid, SIGCONT);
+    CHECK(asked_again);
+    CHECK_EQ_INT(wait_send(pid), 0);
+    check_one_track("send-stalled-end", media);
+    char *json = harness_read_file(stats, NULL);
+    CHECK_CONTAINS(json, "\"reconnects\": 0,");
+    free(json);
+    stack.extra_env[0] = NULL;
+}
+
 int main(void)
 {
     if (!CHECK_EQ_INT(stack_start(&stack, "test_ingest_durability"), 0)) {
@@ -242,6 +281,7 @@ int main(void)
         TEST_RUN(test_drain_ingest);
         TEST_RUN(test_permanent_error);
         TEST_RUN(test_200_clients);
+        TEST_RUN(test_end_outlasts_a_stalled_store);
     }
     CHECK_EQ_INT(stack_stop(&stack), 0);
     return check_finish();
