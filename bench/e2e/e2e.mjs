@@ -11,7 +11,7 @@
 //   report-scale MACHINE COMMAND          JSON lines on stdin -> markdown
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { openSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 
 const POLL_MS = 50;
 const FILES_TIMEOUT_MS = 30 * 60 * 1000;
@@ -203,18 +203,39 @@ function sampler(devDir, build, clientPid) {
   };
 }
 
+// "track T: WHY; reconnecting in S s" lines -> { WHY with numbers as N: count }
+function reconnectReasons(log) {
+  const why = {};
+  for (const m of log.matchAll(/: track \S+: (.*); reconnecting in /g)) {
+    const k = m[1].replace(/[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}/g, 'ID').replace(/\d+/g, 'N');
+    why[k] = (why[k] ?? 0) + 1;
+  }
+  return why;
+}
+
+// MB/s acknowledged over the sending phase: chunk i of a track is sent at
+// i seconds, so the phase runs from the start to the last chunk's Ack plus
+// the part of a second that last chunk stands for. A stack that keeps up
+// acknowledges the offered rate (ratio 1 less the last ack's latency); the
+// End handshake after it is reported on its own.
+function ackedRate(stats, n, chunk) {
+  const perTrack = stats.bytes / n;
+  const chunks = Math.ceil(perTrack / chunk);
+  const lastChunkS = perTrack / chunk - (chunks - 1);
+  return stats.bytes / (stats.last_ack_unix_us - stats.start_unix_us + lastChunkS * 1e6);
+}
+
 async function scale(send, media, mime, prefix, n, chunk) {
   const { sessionId, ingest } = await joinOne(`bench scale ${n}`);
   writeFileSync(`${prefix}.token`, ingest.token, { mode: 0o600 });
   const child = spawn(send, ['--url', ingest.url, '--token-file', `${prefix}.token`, '--mime', mime,
-    '--copies', String(n), '--rate', '1', '--chunk-size', String(chunk), '--quiet',
-    '--stats-json', `${prefix}.stats.json`, media], { stdio: ['ignore', 'ignore', 'pipe'] });
-  let err = '';
-  child.stderr.on('data', (d) => (err += d));
+    '--copies', String(n), '--rate', '1', '--chunk-size', String(chunk),
+    '--stats-json', `${prefix}.stats.json`, media], { stdio: ['ignore', 'ignore', openSync(`${prefix}.log`, 'w')] });
   const exited = new Promise((r) => child.on('close', r));
   const s = sampler(process.env.BENCH_DEV_DIR, process.env.BENCH_BUILD, child.pid);
   const code = await exited;
   const usage = s.stop();
+  const err = readFileSync(`${prefix}.log`, 'utf8');
   if (code !== 0) throw new Error(`seashore-send exited ${code}: ${err.slice(-500)}`);
   const stats = JSON.parse(readFileSync(`${prefix}.stats.json`, 'utf8'));
   const t0 = Date.now();
@@ -227,9 +248,10 @@ async function scale(send, media, mime, prefix, n, chunk) {
   }
   return {
     recorders: n, chunk_bytes: chunk, offered_mbs: +((n * chunk) / 1e6).toFixed(1),
-    acked_mbs: +(stats.bytes / 1e6 / stats.seconds).toFixed(1), seconds: +stats.seconds.toFixed(1),
+    acked_mbs: +ackedRate(stats, n, chunk).toFixed(1), seconds: +stats.seconds.toFixed(1),
+    end_p50_ms: +(stats.end_latency_us.p50 / 1000).toFixed(1), end_p99_ms: +(stats.end_latency_us.p99 / 1000).toFixed(1),
     ack_p50_ms: +(stats.ack_latency_us.p50 / 1000).toFixed(1), ack_p99_ms: +(stats.ack_latency_us.p99 / 1000).toFixed(1),
-    reconnects: stats.reconnects, drain_s: +((Date.now() - t0) / 1000).toFixed(1), uploaded, usage,
+    reconnects: stats.reconnects, reconnect_why: reconnectReasons(err), drain_s: +((Date.now() - t0) / 1000).toFixed(1), uploaded, usage,
   };
 }
 
@@ -242,19 +264,24 @@ function reportScale(machine, command, rows) {
     `- Machine: ${machine}`, `- Command: \`${command}\` (release build; a fresh stack per step: scripts/dev.sh with s3rver, all on this machine, client included)`,
     `- Load: N seashore-send recorders (one process, \`--copies N --rate 1\`), one chunk of ${media}, 1080p H.264 + Opus media`,
     '- Peer: the offered load itself (acked / offered); the ingest benchmark compares the durable-ingest path with raw JetStream',
+    '- Acked: bytes acknowledged (durable) over the sending phase: from the start to the last chunk\'s Ack, plus the part of a second the last chunk stands for; End→Ended: per track, from the client\'s End to the server\'s Ended (chunk-store checks the whole stream against its index)',
     '- Drain: from the clients\' last Ended until every track\'s raw object is complete in the store', '',
-    `| recorders | offered MB/s | acked MB/s | acked / offered | ack p50 ms | ack p99 ms | reconnects | drain s | CPU % ${SHOWN.join(' / ')} | peak memory (PSS) MiB ${SHOWN.join(' / ')} |`,
-    '| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+    `| recorders | offered MB/s | acked MB/s | acked / offered | ack p50 ms | ack p99 ms | End→Ended p50 / p99 ms | reconnects | drain s | CPU % ${SHOWN.join(' / ')} | peak memory (PSS) MiB ${SHOWN.join(' / ')} |`,
+    '| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
   ];
   let pressure = null;
   for (const r of rows) {
     const ratio = r.acked_mbs / r.offered_mbs;
     if (pressure === null && (ratio < 0.95 || r.ack_p99_ms > 1000)) pressure = r.recorders;
-    lines.push(`| ${r.recorders} | ${r.offered_mbs} | ${r.acked_mbs} | ${ratio.toFixed(2)} | ${r.ack_p50_ms} | ${r.ack_p99_ms} | ${r.reconnects} | ` +
+    lines.push(`| ${r.recorders} | ${r.offered_mbs} | ${r.acked_mbs} | ${ratio.toFixed(2)} | ${r.ack_p50_ms} | ${r.ack_p99_ms} | ${r.end_p50_ms} / ${r.end_p99_ms} | ${r.reconnects} | ` +
       `${r.drain_s}${r.uploaded < r.recorders ? ` (${r.uploaded}/${r.recorders} uploaded)` : ''} | ` +
       `${SHOWN.map((n) => r.usage[n]?.cpu_pct ?? '-').join(' / ')} | ${SHOWN.map((n) => r.usage[n]?.peak_rss_mib ?? '-').join(' / ')} |`);
   }
   lines.push('', `Back-pressure (acked < 0.95 × offered, or ack p99 > 1 s) starts at: ${pressure === null ? 'none of these steps' : `**${pressure} recorders**`}.`, '');
+  for (const r of rows.filter((x) => x.reconnects > 0)) {
+    const why = Object.entries(r.reconnect_why ?? {}).sort((a, b) => b[1] - a[1]);
+    lines.push(`Reconnects at ${r.recorders} recorders, by the client's reason: ${why.map(([k, v]) => `${v} × "${k}"`).join('; ')}`, '');
+  }
   return lines.join('\n');
 }
 

@@ -8,7 +8,9 @@
 # step's backlog does not load the next.
 #
 #   bench/scale/run.sh [--recorders "10 50 100 200 400"] [--seconds S]
-# Writes bench/results/<date>-scale.md (and prints it).
+# BENCH_KEEP_LOGS=DIR keeps each step's service logs and the client's in DIR/N/.
+# Writes bench/results/<date>-scale.md (and prints it) and the rows behind it
+# as <date>-scale.jsonl.
 set -euo pipefail
 BENCH_NAME=scale
 . "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
@@ -38,10 +40,15 @@ for n in $RECORDERS; do
     rows+=("$(node bench/e2e/e2e.mjs scale "$SEND" "$media" "video/webm;codecs=h264,opus" \
         "$BENCH_TMP/scale-$n" "$n" "$CHUNK")") || bench_die "the step with $n recorders failed"
     bench_stack_stop
+    if [ -n "${BENCH_KEEP_LOGS:-}" ]; then
+        mkdir -p "$BENCH_KEEP_LOGS/$n"
+        cp "$BENCH_DEV_DIR"/logs/*.log "$BENCH_TMP/scale-$n.log" "$BENCH_KEEP_LOGS/$n/"
+    fi
     rm -rf "$BENCH_DEV_DIR"
 done
 
 report="bench/results/$(date -u +%Y-%m-%d)-scale.md"
+printf '%s\n' "${rows[@]}" >"${report%.md}.jsonl" # the measurements behind the report
 printf '%s\n' "${rows[@]}" | node bench/e2e/e2e.mjs report-scale "$(bench_machine)" \
     "bench/scale/run.sh --recorders \"$RECORDERS\" --seconds $SECONDS_PER" >"$report"
 cat "$report"

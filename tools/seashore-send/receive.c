@@ -126,6 +126,7 @@ static int on_ack(track *t, const Seashore__V1__Ack *a)
         return 0;
     measure_acks(t, t->acked, upto);
     t->acked = upto;
+    t->last_ack_unix_us = real_us();
     if (t->next_send < upto)
         t->next_send = upto;
     t->durable_bytes = a->durable_bytes;

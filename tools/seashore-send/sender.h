@@ -142,6 +142,7 @@ typedef struct track {
     bool ended;               /* Ended received and matching */
     int64_t end_sent_unix_us; /* wall clock of the first End written, 0 = none */
     int64_t ended_unix_us;    /* wall clock of the matching Ended, 0 = none */
+    int64_t last_ack_unix_us; /* wall clock of the last Ack that moved `acked` on */
 
     /* clock offset (server - client), best of the Pongs; rtt 0 = none */
     uint64_t nonce;
@@ -178,7 +179,7 @@ typedef struct sender {
     unsigned ntracks;
     unsigned char *rbuf, *wbuf; /* chunk data read / frame written; shared */
     size_t rbuf_cap, wbuf_cap;
-    int64_t start_us, capture_start_unix_us;
+    int64_t start_us, start_unix_us, capture_start_unix_us;
     bool stop, finishing, destroying;
     uint64_t rng;
     latency lat;

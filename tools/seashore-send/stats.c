@@ -73,7 +73,7 @@ static int64_t percentile(const latency *l, double p)
 typedef struct totals {
     uint64_t sent, durable, committed, committed_updates, chunks_acked, chunks_sent;
     unsigned reconnects, ended;
-    int64_t last_end_sent_us, last_ended_us; /* wall clock, 0 = none */
+    int64_t last_end_sent_us, last_ended_us, last_ack_us; /* wall clock, 0 = none */
 } totals;
 
 static void sum_tracks(const sender *s, totals *t)
@@ -93,7 +93,23 @@ static void sum_tracks(const sender *s, totals *t)
             t->last_end_sent_us = k->end_sent_unix_us;
         if (k->ended_unix_us > t->last_ended_us)
             t->last_ended_us = k->ended_unix_us;
+        if (k->last_ack_unix_us > t->last_ack_us)
+            t->last_ack_us = k->last_ack_unix_us;
     }
+}
+
+/* End -> Ended of every ended track, sorted, in `out` (ntracks slots, the
+ * caller's); how many. */
+static size_t end_latencies(const sender *s, int64_t *out)
+{
+    size_t n = 0;
+    for (unsigned i = 0; i < s->ntracks; i++) {
+        const track *k = &s->tracks[i];
+        if (k->end_sent_unix_us && k->ended_unix_us)
+            out[n++] = k->ended_unix_us - k->end_sent_unix_us;
+    }
+    qsort(out, n, sizeof *out, cmp_i64);
+    return n;
 }
 
 /* ---- --progress ---- */
@@ -177,19 +193,31 @@ int stats_write(sender *s)
     int rc = -1;
     if (!s->o->stats_json)
         return 0;
+    latency ends = {.samples = calloc(s->ntracks ? s->ntracks : 1, sizeof(int64_t))};
+    if (!ends.samples) {
+        error_msg(s, "--stats-json: out of memory");
+        return -1;
+    }
     sum_tracks(s, &t);
+    ends.n = end_latencies(s, ends.samples);
     qsort(s->lat.samples, s->lat.n, sizeof *s->lat.samples, cmp_i64);
     double seconds = (double)(mono_us() - s->start_us) / 1e6;
     json_t *j = json_pack(
-        "{s:I, s:I, s:I, s:f, s:I, s:{s:I, s:I, s:I}, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "tracks",
-        (json_int_t)s->ntracks, "chunks", (json_int_t)t.chunks_acked, "bytes",
+        "{s:I, s:I, s:I, s:f, s:I, s:{s:I, s:I, s:I}, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I,"
+        " s:{s:I, s:I, s:I}}",
+        "tracks", (json_int_t)s->ntracks, "chunks", (json_int_t)t.chunks_acked, "bytes",
         (json_int_t)t.durable, "seconds", seconds, "reconnects", (json_int_t)t.reconnects,
         "ack_latency_us", "p50", (json_int_t)percentile(&s->lat, 50), "p99",
         (json_int_t)percentile(&s->lat, 99), "max", (json_int_t)s->lat.max, "ended",
         (json_int_t)t.ended, "chunks_sent", (json_int_t)t.chunks_sent, "bytes_sent",
         (json_int_t)t.sent, "committed_bytes", (json_int_t)t.committed, "committed_updates",
         (json_int_t)t.committed_updates, "last_end_sent_unix_us", (json_int_t)t.last_end_sent_us,
-        "last_ended_unix_us", (json_int_t)t.last_ended_us);
+        "last_ended_unix_us", (json_int_t)t.last_ended_us, "start_unix_us",
+        (json_int_t)s->start_unix_us, "last_ack_unix_us", (json_int_t)t.last_ack_us,
+        "end_latency_us", "p50", (json_int_t)percentile(&ends, 50), "p99",
+        (json_int_t)percentile(&ends, 99), "max",
+        (json_int_t)(ends.n ? ends.samples[ends.n - 1] : 0));
+    free(ends.samples);
     if (!j) {
         error_msg(s, "--stats-json: cannot build the JSON object");
         return -1;
