@@ -19,6 +19,14 @@
 #define CS_INDEX_POLL_US     20000
 #define CS_CATCH_UP_AFTER_MS 2000 /* no indexer progress this long: index from the log */
 
+/* The next poll interval while a request waits for the indexer: from
+ * CS_INDEX_POLL_US up to 5x that, since many waiting requests share one
+ * PostgreSQL connection. */
+static inline int cs_index_poll_next(int poll_us)
+{
+    return poll_us < 5 * CS_INDEX_POLL_US ? poll_us + poll_us / 4 : poll_us;
+}
+
 typedef struct cs_ctx {
     ss_service *svc;
     jsCtx *js;          /* the service's JetStream context */
@@ -27,7 +35,7 @@ typedef struct cs_ctx {
     ss_pg *pg_reads;    /* chunkstore.read handlers' connection, so that reads
                            do not queue ingest's requests behind them */
     int64_t log_max_bytes, max_chunk_bytes, part_size, read_max_bytes;
-    int64_t replicas, read_threads, end_threads, index_sweep_ms;
+    int64_t replicas, read_threads, index_wait_threads, index_sweep_ms;
     bool keep_committed; /* CHUNK_LOG_KEEP_COMMITTED: release only once muxed */
 } cs_ctx;
 

@@ -39,10 +39,10 @@ static const ss_config_var store_vars[] = {
      "how often the indexer looks for tracks whose log holds chunks its consumer never "
      "delivered (a track is indexed from the log after two looks without progress)",
      &cs.index_sweep_ms},
-    {"END_THREADS", SS_CONFIG_INT, false, false, "32", 1, 256, NULL,
-     "chunkstore.end requests served at once (an End waits for the indexer; tracks that end "
-     "together do not queue behind each other)",
-     &cs.end_threads},
+    {"INDEX_WAIT_THREADS", SS_CONFIG_INT, false, false, "32", 1, 256, NULL,
+     "chunkstore.end and chunkstore.chunk requests served at once (each may wait for the "
+     "indexer; tracks that end or resume together do not queue behind each other)",
+     &cs.index_wait_threads},
     {"CHUNK_LOG_KEEP_COMMITTED", SS_CONFIG_BOOL, false, false, "false", 0, 0, NULL,
      "keep committed chunks in the log until the track is muxed, so a part the store loses can "
      "be uploaded again (the log then grows with the length of recordings)",

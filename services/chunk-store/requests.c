@@ -156,6 +156,27 @@ static int chunk_lookup(const char *track_id, uint64_t seq, uint32_t *size, uint
     return found;
 }
 
+/* chunk_lookup, waiting for the indexer when the log holds the chunk but
+ * the index does not yet. The log's tail is read once: it fetches a whole
+ * chunk. */
+static void chunk_lookup_indexed(const char *track_id, uint64_t seq, uint32_t *size,
+                                 uint8_t sha[32], char *err, size_t errlen)
+{
+    cs_log_tail lt;
+    if (chunk_lookup(track_id, seq, size, sha, err, errlen) != 0 ||
+        cs_log_tail_read(cs_requests_ctx, track_id, &lt, err, errlen) != 0 || !lt.any ||
+        lt.next_seq <= seq)
+        return;
+    for (int waited = 0, poll_us = CS_INDEX_POLL_US; waited < CS_INDEX_WAIT_MS;
+         waited += poll_us / 1000, poll_us = cs_index_poll_next(poll_us)) {
+        usleep((useconds_t)poll_us);
+        if (chunk_lookup(track_id, seq, size, sha, err, errlen) != 0)
+            return;
+    }
+    snprintf(err, errlen, "chunk %" PRIu64 " of %s is in the log but not indexed yet", seq,
+             track_id);
+}
+
 static void on_chunk(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
 {
     Seashore__V1__ChunkInfoReply rep = SEASHORE__V1__CHUNK_INFO_REPLY__INIT;
@@ -169,23 +190,7 @@ static void on_chunk(natsConnection *nc, natsSubscription *sub, natsMsg *msg, vo
     if (req == NULL || !ss_uuid_valid(req->track_id)) {
         snprintf(err, sizeof err, "request is not a ChunkInfoRequest with a UUID track_id");
     } else {
-        for (int waited = 0;; waited += CS_INDEX_POLL_US / 1000) {
-            int rc = chunk_lookup(req->track_id, req->seq, &size, sha, err, sizeof err);
-            cs_log_tail lt;
-            if (rc != 0)
-                break;
-            /* not indexed: wait only if the log already holds it */
-            if (cs_log_tail_read(cs_requests_ctx, req->track_id, &lt, err, sizeof err) != 0 ||
-                !lt.any || lt.next_seq <= req->seq)
-                break;
-            if (waited >= CS_INDEX_WAIT_MS) {
-                snprintf(err, sizeof err,
-                         "chunk %" PRIu64 " of %s is in the log but not indexed yet", req->seq,
-                         req->track_id);
-                break;
-            }
-            usleep(CS_INDEX_POLL_US);
-        }
+        chunk_lookup_indexed(req->track_id, req->seq, &size, sha, err, sizeof err);
         if (err[0] == '\0' && size > 0) {
             rep.found = true;
             rep.size = size;
@@ -253,22 +258,16 @@ static int subscribe(cs_ctx *cs, const char *subject, natsMsgHandler cb)
 
 int cs_requests_start(cs_ctx *cs)
 {
-    static const struct {
-        const char *subject;
-        natsMsgHandler cb;
-    } table[] = {{"chunkstore.status", on_status}, {"chunkstore.chunk", on_chunk}};
-    size_t ntable = sizeof table / sizeof table[0];
     cs_requests_ctx = cs;
-    subs = calloc(ntable + (size_t)(cs->read_threads + cs->end_threads), sizeof *subs);
-    if (subs == NULL)
+    subs = calloc(1 + (size_t)(cs->read_threads + 2 * cs->index_wait_threads), sizeof *subs);
+    if (subs == NULL || subscribe(cs, "chunkstore.status", on_status) != 0)
         return -1;
-    for (size_t i = 0; i < ntable; i++)
-        if (subscribe(cs, table[i].subject, table[i].cb) != 0)
-            return -1;
-    /* each subscription has its own delivery thread: an End waiting for the
-     * indexer does not hold up the others, nor a read the next one */
-    for (int64_t i = 0; i < cs->end_threads; i++)
-        if (subscribe(cs, "chunkstore.end", on_end) != 0)
+    /* each subscription has its own delivery thread: an End or a chunk
+     * lookup waiting for the indexer does not hold up the others, nor a
+     * read the next one */
+    for (int64_t i = 0; i < cs->index_wait_threads; i++)
+        if (subscribe(cs, "chunkstore.end", on_end) != 0 ||
+            subscribe(cs, "chunkstore.chunk", on_chunk) != 0)
             return -1;
     for (int64_t i = 0; i < cs->read_threads; i++)
         if (subscribe(cs, "chunkstore.read", on_read) != 0)

@@ -41,10 +41,8 @@ static int load_caught_up(const char *track_id, cs_track *t, cs_log_tail *lt, ch
     int still_since = 0;
     if (cs_log_tail_read(cs_requests_ctx, track_id, lt, text, len) != 0)
         return -1;
-    /* the poll slows from CS_INDEX_POLL_US to 5x that: many tracks ending
-     * behind a busy indexer share one PostgreSQL connection */
     for (int waited = 0, poll_us = CS_INDEX_POLL_US;;
-         waited += poll_us / 1000, poll_us += poll_us < 5 * CS_INDEX_POLL_US ? poll_us / 4 : 0) {
+         waited += poll_us / 1000, poll_us = cs_index_poll_next(poll_us)) {
         if (cs_track_load(cs_requests_ctx->pg_requests, track_id, t, text, len) != 0)
             return -1;
         if (!lt->any || (t->found && t->durable_seq >= lt->next_seq))
