@@ -24,6 +24,32 @@ bench_free_port() {
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
 
+# bench_free_port_block N: the first of N consecutive free ports, below the
+# kernel's ephemeral range (32768 and up), where outgoing connections and
+# bench_free_port's picks cannot take one of them meanwhile.
+bench_free_port_block() {
+    python3 - "$1" <<'PY'
+import random, socket, sys
+n = int(sys.argv[1])
+for _ in range(200):
+    base = random.randrange(20000, 32700 - n)
+    socks = []
+    try:
+        for p in range(base, base + n):
+            s = socket.socket()
+            s.bind(("127.0.0.1", p))
+            socks.append(s)
+        print(base)
+        sys.exit(0)
+    except OSError:
+        pass
+    finally:
+        for s in socks:
+            s.close()
+sys.exit("no block of %d free ports" % n)
+PY
+}
+
 bench_cleanup() {
     bench_stack_stop
     if [ "${BENCH_KEEP_TMP:-0}" = 1 ]; then
@@ -93,7 +119,7 @@ bench_stack_start() {
     export DEV_EXIT_AFTER_READY=0 LOG_LEVEL=warn
     export DEV_NATS_PORT="$(bench_free_port)" DEV_PG_PORT="$(bench_free_port)"
     export DEV_S3_PORT="$(bench_free_port)" DEV_HTTP_PORT="$(bench_free_port)"
-    export DEV_WS_PORT="$(bench_free_port)" DEV_OPS_PORT_BASE="$(bench_free_port)"
+    export DEV_WS_PORT="$(bench_free_port)" DEV_OPS_PORT_BASE="$(bench_free_port_block 5)"
     export API_RATE_LIMIT=100000 API_RATE_BURST=100000 # measure the work, not the limiter
     BENCH_DEV_DIR="$DEV_DIR"
     if [ "${BENCH_S3:-s3rver}" = swift ]; then bench_swift_start; fi

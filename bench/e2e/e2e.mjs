@@ -213,16 +213,20 @@ function reconnectReasons(log) {
   return why;
 }
 
-// MB/s acknowledged over the sending phase: chunk i of a track is sent at
-// i seconds, so the phase runs from the start to the last chunk's Ack plus
-// the part of a second that last chunk stands for. A stack that keeps up
-// acknowledges the offered rate (ratio 1 less the last ack's latency); the
-// End handshake after it is reported on its own.
-function ackedRate(stats, n, chunk) {
+// The sending phase, offered and acknowledged. Track j sends chunk i at
+// j/n + i seconds (seashore-send spreads the tracks over the first second),
+// so the clients offer their bytes over (n-1)/n + (k-1) seconds plus the
+// part of a second the last chunk stands for. The stack acknowledges them
+// from the first Ack to the last plus that same part: a stack that keeps up
+// scores 1 (the ack latency is at both ends). Connecting before, and the
+// End handshake after, are not in it.
+function sendingPhase(stats, n, chunk) {
   const perTrack = stats.bytes / n;
   const chunks = Math.ceil(perTrack / chunk);
   const lastChunkS = perTrack / chunk - (chunks - 1);
-  return stats.bytes / (stats.last_ack_unix_us - stats.start_unix_us + lastChunkS * 1e6);
+  const offeredS = (n - 1) / n + (chunks - 1) + lastChunkS;
+  const ackedS = (stats.last_ack_unix_us - stats.first_ack_unix_us) / 1e6 + lastChunkS;
+  return { offered_mbs: stats.bytes / 1e6 / offeredS, acked_mbs: stats.bytes / 1e6 / ackedS };
 }
 
 async function scale(send, media, mime, prefix, n, chunk) {
@@ -246,9 +250,10 @@ async function scale(send, media, mime, prefix, n, chunk) {
     if (uploaded >= n) break;
     await sleep(500);
   }
+  const phase = sendingPhase(stats, n, chunk);
   return {
-    recorders: n, chunk_bytes: chunk, offered_mbs: +((n * chunk) / 1e6).toFixed(1),
-    acked_mbs: +ackedRate(stats, n, chunk).toFixed(1), seconds: +stats.seconds.toFixed(1),
+    recorders: n, chunk_bytes: chunk, offered_mbs: +phase.offered_mbs.toFixed(1),
+    acked_mbs: +phase.acked_mbs.toFixed(1), seconds: +stats.seconds.toFixed(1),
     end_p50_ms: +(stats.end_latency_us.p50 / 1000).toFixed(1), end_p99_ms: +(stats.end_latency_us.p99 / 1000).toFixed(1),
     ack_p50_ms: +(stats.ack_latency_us.p50 / 1000).toFixed(1), ack_p99_ms: +(stats.ack_latency_us.p99 / 1000).toFixed(1),
     reconnects: stats.reconnects, reconnect_why: reconnectReasons(err), drain_s: +((Date.now() - t0) / 1000).toFixed(1), uploaded, usage,
@@ -264,7 +269,7 @@ function reportScale(machine, command, rows) {
     `- Machine: ${machine}`, `- Command: \`${command}\` (release build; a fresh stack per step: scripts/dev.sh with s3rver, all on this machine, client included)`,
     `- Load: N seashore-send recorders (one process, \`--copies N --rate 1\`), one chunk of ${media}, 1080p H.264 + Opus media`,
     '- Peer: the offered load itself (acked / offered); the ingest benchmark compares the durable-ingest path with raw JetStream',
-    '- Acked: bytes acknowledged (durable) over the sending phase: from the start to the last chunk\'s Ack, plus the part of a second the last chunk stands for; End→Ended: per track, from the client\'s End to the server\'s Ended (chunk-store checks the whole stream against its index)',
+    '- Acked: bytes acknowledged (durable) over the sending phase, from the first Ack to the last (offered: the clients\' own schedule of the same bytes; a stack that keeps up scores 1.00); End→Ended: per track, from the client\'s End to the server\'s Ended (chunk-store checks the whole stream against its index)',
     '- Drain: from the clients\' last Ended until every track\'s raw object is complete in the store', '',
     `| recorders | offered MB/s | acked MB/s | acked / offered | ack p50 ms | ack p99 ms | End→Ended p50 / p99 ms | reconnects | drain s | CPU % ${SHOWN.join(' / ')} | peak memory (PSS) MiB ${SHOWN.join(' / ')} |`,
     '| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',

@@ -42,7 +42,8 @@ for n in $RECORDERS; do
     bench_stack_stop
     if [ -n "${BENCH_KEEP_LOGS:-}" ]; then
         mkdir -p "$BENCH_KEEP_LOGS/$n"
-        cp "$BENCH_DEV_DIR"/logs/*.log "$BENCH_TMP/scale-$n.log" "$BENCH_KEEP_LOGS/$n/"
+        cp "$BENCH_DEV_DIR"/logs/*.log "$BENCH_TMP/scale-$n.log" "$BENCH_TMP/scale-$n.stats.json" \
+            "$BENCH_KEEP_LOGS/$n/"
     fi
     rm -rf "$BENCH_DEV_DIR"
 done

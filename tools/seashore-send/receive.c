@@ -127,6 +127,8 @@ static int on_ack(track *t, const Seashore__V1__Ack *a)
     measure_acks(t, t->acked, upto);
     t->acked = upto;
     t->last_ack_unix_us = real_us();
+    if (t->first_ack_unix_us == 0)
+        t->first_ack_unix_us = t->last_ack_unix_us;
     if (t->next_send < upto)
         t->next_send = upto;
     t->durable_bytes = a->durable_bytes;

@@ -139,10 +139,11 @@ typedef struct track {
     bool srv_ended, srv_sha_ok;
     uint64_t srv_count, srv_bytes;
     unsigned char srv_sha[SHA256_LEN];
-    bool ended;               /* Ended received and matching */
-    int64_t end_sent_unix_us; /* wall clock of the first End written, 0 = none */
-    int64_t ended_unix_us;    /* wall clock of the matching Ended, 0 = none */
-    int64_t last_ack_unix_us; /* wall clock of the last Ack that moved `acked` on */
+    bool ended;                                  /* Ended received and matching */
+    int64_t end_sent_unix_us;                    /* wall clock of the first End written, 0 = none */
+    int64_t ended_unix_us;                       /* wall clock of the matching Ended, 0 = none */
+    int64_t first_ack_unix_us, last_ack_unix_us; /* wall clock of the first and the
+                                                    last Ack that moved `acked` on */
 
     /* clock offset (server - client), best of the Pongs; rtt 0 = none */
     uint64_t nonce;

@@ -154,9 +154,10 @@ static void note_sent(track *t, uint64_t seq, uint32_t len)
     t->chunks_sent++;
     t->bytes_sent += len;
     if (t->s->o->rate > 0) {
+        /* on a fixed schedule, as a MediaRecorder's timeslice: a late write
+         * does not push the next chunk back, a backlog goes out at once */
         int64_t step = (int64_t)(1e6 / t->s->o->rate);
-        int64_t base = t->next_chunk_us > slot->at_us ? t->next_chunk_us : slot->at_us;
-        t->next_chunk_us = base + step;
+        t->next_chunk_us = (t->next_chunk_us ? t->next_chunk_us : slot->at_us) + step;
     }
 }
 
