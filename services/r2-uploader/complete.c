@@ -123,6 +123,34 @@ static bool object_whole(up_item *it, const track_complete *c, const up_track *t
            size == c->total_bytes;
 }
 
+/* One HEAD, no retry: whether the object is already there, whole. */
+static bool object_whole_now(up_item *it, const track_complete *c, const up_track *t)
+{
+    uint64_t size = 0;
+    ss_s3_result res;
+    return ss_s3_head_object(it->s3, t->object_key, &size, NULL, &res) == 0 &&
+           size == c->total_bytes;
+}
+
+/* CompleteMultipartUpload until it succeeds, fails for good (-1 with res)
+ * or the object turns out whole: when the answer to a Complete was lost (a
+ * crash, a cut connection), some stores answer the next one with a 500
+ * forever (s3rver). -2 when draining. */
+static int complete_retry(up_item *it, const track_complete *c, const up_track *t,
+                          ss_s3_part *parts, size_t n, ss_s3_result *res)
+{
+    for (int attempt = 0;; attempt++) {
+        if (ss_s3_complete_multipart(it->s3, t->object_key, t->upload_id, parts, n, res) == 0)
+            return 0;
+        if (!res->transient)
+            return -1;
+        if (object_whole_now(it, c, t))
+            return 0;
+        if (ss_work_retry_sleep(&it->w, attempt) != 0)
+            return -2;
+    }
+}
+
 static int publish_uploaded(const track_complete *c, const char *key)
 {
     Seashore__V1__TrackUploaded u = SEASHORE__V1__TRACK_UPLOADED__INIT;
@@ -207,9 +235,7 @@ static ss_work_verdict complete_upload(up_item *it, const track_complete *c, con
         if (rc == 0)
             rc = parts_reload(it, c->track_id, &parts, &n);
         if (rc == 0) {
-            rc = STORE_RETRY(
-                it, &res,
-                ss_s3_complete_multipart(it->s3, t->object_key, t->upload_id, parts, n, &res));
+            rc = complete_retry(it, c, t, parts, n, &res);
             if (rc == -1 && strcmp(res.code, "NoSuchUpload") == 0 && object_whole(it, c, t))
                 rc = 0; /* completed before a crash */
             else if (rc == -1)
