@@ -113,23 +113,15 @@ static int parts_repair(up_item *it, const track_complete *c, const up_track *t,
 }
 
 /* The object exists with the track's size: an earlier Complete went
- * through before a crash. */
-static bool object_whole(up_item *it, const track_complete *c, const up_track *t)
+ * through before a crash. retry: HEAD until the store answers, else once. */
+static bool object_whole(up_item *it, const track_complete *c, const up_track *t, bool retry)
 {
     uint64_t size = 0;
     ss_s3_result res;
-    return STORE_RETRY(it, &res, ss_s3_head_object(it->s3, t->object_key, &size, NULL, &res)) ==
-               0 &&
-           size == c->total_bytes;
-}
-
-/* One HEAD, no retry: whether the object is already there, whole. */
-static bool object_whole_now(up_item *it, const track_complete *c, const up_track *t)
-{
-    uint64_t size = 0;
-    ss_s3_result res;
-    return ss_s3_head_object(it->s3, t->object_key, &size, NULL, &res) == 0 &&
-           size == c->total_bytes;
+    int rc =
+        retry ? STORE_RETRY(it, &res, ss_s3_head_object(it->s3, t->object_key, &size, NULL, &res))
+              : ss_s3_head_object(it->s3, t->object_key, &size, NULL, &res);
+    return rc == 0 && size == c->total_bytes;
 }
 
 /* CompleteMultipartUpload until it succeeds, fails for good (-1 with res)
@@ -144,7 +136,7 @@ static int complete_retry(up_item *it, const track_complete *c, const up_track *
             return 0;
         if (!res->transient)
             return -1;
-        if (object_whole_now(it, c, t))
+        if (object_whole(it, c, t, false))
             return 0;
         if (ss_work_retry_sleep(&it->w, attempt) != 0)
             return -2;
@@ -236,12 +228,12 @@ static ss_work_verdict complete_upload(up_item *it, const track_complete *c, con
             rc = parts_reload(it, c->track_id, &parts, &n);
         if (rc == 0) {
             rc = complete_retry(it, c, t, parts, n, &res);
-            if (rc == -1 && strcmp(res.code, "NoSuchUpload") == 0 && object_whole(it, c, t))
+            if (rc == -1 && strcmp(res.code, "NoSuchUpload") == 0 && object_whole(it, c, t, true))
                 rc = 0; /* completed before a crash */
             else if (rc == -1)
                 up_fail(it, c->track_id, t->object_key, c->part_size, res.code, res.message);
         }
-        if (rc == 0 && !object_whole(it, c, t)) {
+        if (rc == 0 && !object_whole(it, c, t, true)) {
             snprintf(why, sizeof why, "the completed object %s does not have %" PRIu64 " bytes",
                      t->object_key, c->total_bytes);
             up_fail(it, c->track_id, t->object_key, c->part_size, "SizeMismatch", why);
