@@ -490,7 +490,6 @@ static int setup(sender *s)
 {
     uint64_t seed = 0;
     s->start_us = mono_us();
-    s->start_unix_us = real_us();
     s->capture_start_unix_us =
         s->o->capture_start_unix_us ? s->o->capture_start_unix_us : real_us();
     if (RAND_bytes((unsigned char *)&seed, sizeof seed) != 1)

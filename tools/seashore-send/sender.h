@@ -180,7 +180,7 @@ typedef struct sender {
     unsigned ntracks;
     unsigned char *rbuf, *wbuf; /* chunk data read / frame written; shared */
     size_t rbuf_cap, wbuf_cap;
-    int64_t start_us, start_unix_us, capture_start_unix_us;
+    int64_t start_us, capture_start_unix_us;
     bool stop, finishing, destroying;
     uint64_t rng;
     latency lat;

@@ -206,7 +206,7 @@ int stats_write(sender *s)
     double seconds = (double)(mono_us() - s->start_us) / 1e6;
     json_t *j = json_pack(
         "{s:I, s:I, s:I, s:f, s:I, s:{s:I, s:I, s:I}, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I,"
-        " s:I, s:{s:I, s:I, s:I}}",
+        " s:{s:I, s:I, s:I}}",
         "tracks", (json_int_t)s->ntracks, "chunks", (json_int_t)t.chunks_acked, "bytes",
         (json_int_t)t.durable, "seconds", seconds, "reconnects", (json_int_t)t.reconnects,
         "ack_latency_us", "p50", (json_int_t)percentile(&s->lat, 50), "p99",
@@ -214,10 +214,9 @@ int stats_write(sender *s)
         (json_int_t)t.ended, "chunks_sent", (json_int_t)t.chunks_sent, "bytes_sent",
         (json_int_t)t.sent, "committed_bytes", (json_int_t)t.committed, "committed_updates",
         (json_int_t)t.committed_updates, "last_end_sent_unix_us", (json_int_t)t.last_end_sent_us,
-        "last_ended_unix_us", (json_int_t)t.last_ended_us, "start_unix_us",
-        (json_int_t)s->start_unix_us, "first_ack_unix_us", (json_int_t)t.first_ack_us,
-        "last_ack_unix_us", (json_int_t)t.last_ack_us, "end_latency_us", "p50",
-        (json_int_t)percentile(&ends, 50), "p99", (json_int_t)percentile(&ends, 99), "max",
+        "last_ended_unix_us", (json_int_t)t.last_ended_us, "first_ack_unix_us",
+        (json_int_t)t.first_ack_us, "last_ack_unix_us", (json_int_t)t.last_ack_us, "end_latency_us",
+        "p50", (json_int_t)percentile(&ends, 50), "p99", (json_int_t)percentile(&ends, 99), "max",
         (json_int_t)(ends.n ? ends.samples[ends.n - 1] : 0));
     free(ends.samples);
     if (!j) {
