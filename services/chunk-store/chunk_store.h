@@ -12,6 +12,7 @@
 #define CS_STREAM_CHUNKS     "CHUNKS"
 #define CS_STREAM_WORK       "WORK"
 #define CS_STREAM_SESSIONS   "SESSIONS"
+#define CS_STREAM_ADMISSION  "ADMISSION"
 #define CS_CONSUMER          "chunk-store"
 #define CS_QUEUE             "chunk-store"
 #define CS_SHA_STATE_MAX     256
@@ -36,6 +37,7 @@ typedef struct cs_ctx {
                            do not queue ingest's requests behind them */
     int64_t log_max_bytes, max_chunk_bytes, part_size, read_max_bytes;
     int64_t replicas, read_threads, index_wait_threads, index_sweep_ms;
+    int64_t max_tracks;  /* CHUNK_LOG_MAX_TRACKS; 0: as many as the log holds */
     bool keep_committed; /* CHUNK_LOG_KEEP_COMMITTED: release only once muxed */
 } cs_ctx;
 
@@ -94,6 +96,18 @@ int cs_unhex(const char *hex, unsigned char *out, size_t cap);
 
 /* streams.c */
 int cs_streams_ensure(cs_ctx *cs);
+
+/* admission.c: how many tracks may record at once (see there). */
+int cs_admission_init(void);
+/* Recording tracks the log can hold a whole part for. */
+int64_t cs_admission_safe_tracks(const cs_ctx *cs);
+/* The ADMISSION stream's limit: CHUNK_LOG_MAX_TRACKS or the safe count. */
+int64_t cs_admission_tracks(const cs_ctx *cs);
+/* Admits a track (idempotent): 0 with *admitted set, or -1 when JetStream
+ * cannot be asked (err). */
+int cs_admit(cs_ctx *cs, const char *track_id, bool *admitted, char *err, size_t errlen);
+/* The track no longer needs room for a whole part (ended or muxed). */
+void cs_admission_release(cs_ctx *cs, const char *track_id);
 
 /* indexer.c: the consumer thread. */
 int cs_indexer_start(cs_ctx *cs);

@@ -23,6 +23,11 @@ static const ss_config_var store_vars[] = {
     {"CHUNK_LOG_MAX_BYTES", SS_CONFIG_SIZE, false, false, "2GiB", 1 << 20, INT64_MAX, NULL,
      "size limit of the chunk log (JetStream CHUNKS); when full, new chunks get BACK_PRESSURE",
      &cs.log_max_bytes},
+    {"CHUNK_LOG_MAX_TRACKS", SS_CONFIG_INT, false, false, "0", 0, 1000000, NULL,
+     "recording tracks the chunk log admits at once (more wait with BACK_PRESSURE); 0: as many "
+     "as it can hold a whole upload part for, (CHUNK_LOG_MAX_BYTES - MAX_CHUNK_BYTES) / "
+     "(UPLOAD_PART_SIZE * 17/16 + 3 * MAX_CHUNK_BYTES). More than that can deadlock the log",
+     &cs.max_tracks},
     {"CHUNK_LOG_REPLICAS", SS_CONFIG_INT, false, false, "1", 1, 5, NULL,
      "JetStream replicas of the CHUNKS and WORK streams (3 on Kubernetes)", &cs.replicas},
     {"MAX_CHUNK_BYTES", SS_CONFIG_SIZE, false, false, "1MiB", 1024, 16 << 20, NULL,
@@ -64,7 +69,7 @@ int main(int argc, char **argv)
     if (cs.pg_index == NULL || cs.pg_reads == NULL)
         goto out;
     ss_ops_add_ready_check(svc.ops, "chunk-log", serving_ready, NULL);
-    if (cs_streams_ensure(&cs) != 0 || cs_requests_start(&cs) != 0 ||
+    if (cs_admission_init() != 0 || cs_streams_ensure(&cs) != 0 || cs_requests_start(&cs) != 0 ||
         cs_retention_start(&cs) != 0 || cs_indexer_start(&cs) != 0)
         goto out;
     serving = true;

@@ -106,6 +106,24 @@ static void status_fill(Seashore__V1__TrackStatusReply *rep, const cs_log_tail *
         rep->error = t->failure;
 }
 
+/* A new track of an open session needs admission (admission.c); one that
+ * is recording is in the log already, so it is admitted where there is
+ * room (it was before an upgrade) but never refused: it may hold an
+ * unfinished part only it can complete. */
+static int status_admit(Seashore__V1__TrackStatusReply *rep, const char *track_id, char *err,
+                        size_t errlen)
+{
+    bool is_new = rep->state == SEASHORE__V1__TRACK_STATE__TRACK_STATE_UNSPECIFIED &&
+                  rep->participant_exists && strcmp(rep->session_state, "open") == 0;
+    bool admitted = false;
+    if (!is_new && rep->state != SEASHORE__V1__TRACK_STATE__TRACK_STATE_RECORDING)
+        return 0;
+    if (cs_admit(cs_requests_ctx, track_id, &admitted, err, errlen) != 0)
+        return -1;
+    rep->log_full = is_new && !admitted;
+    return 0;
+}
+
 static void on_status(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
 {
     Seashore__V1__TrackStatusReply rep = SEASHORE__V1__TRACK_STATUS_REPLY__INIT;
@@ -127,6 +145,7 @@ static void on_status(natsConnection *nc, natsSubscription *sub, natsMsg *msg, v
                                err, sizeof err) == 0) {
             rep.participant_exists = exists;
             rep.session_state = sstate;
+            status_admit(&rep, req->track_id, err, sizeof err);
         }
     }
     if (err[0])

@@ -152,6 +152,7 @@ static void release_all(const char *track_id)
     }
     mark("UPDATE tracks SET log_released = true, purged_seq = $2::bigint WHERE id = $1", track_id,
          0);
+    cs_admission_release(ctx, track_id);
     ss_log_info("track released from the chunk log", "{s:s}", "track_id", track_id);
 }
 

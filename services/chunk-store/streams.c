@@ -17,6 +17,7 @@ static const char *work_subjects[] = {"work.upload", "work.complete", "work.mux"
 /* Every service gets each SessionDelete (its own durable consumer), which
  * a work-queue stream cannot do: a stream of its own, kept for a week. */
 static const char *session_subjects[] = {"work.session.delete"};
+static const char *admission_subjects[] = {"admit.*"};
 
 /* Adds the stream, or updates it when it exists (limits may have changed). */
 static natsStatus stream_apply(cs_ctx *cs, jsStreamConfig *cfg, jsErrCode *jerr)
@@ -76,8 +77,27 @@ static natsStatus ensure_sessions(cs_ctx *cs, jsErrCode *jerr)
     return stream_apply(cs, &cfg, jerr);
 }
 
+/* One message per recording track (admission.c); a full stream refuses
+ * the next track. */
+static natsStatus ensure_admission(cs_ctx *cs, int64_t tracks, jsErrCode *jerr)
+{
+    jsStreamConfig cfg;
+    jsStreamConfig_Init(&cfg);
+    cfg.Name = CS_STREAM_ADMISSION;
+    cfg.Subjects = admission_subjects;
+    cfg.SubjectsLen = 1;
+    cfg.Storage = js_FileStorage;
+    cfg.Retention = js_LimitsPolicy;
+    cfg.Discard = js_DiscardNew;
+    cfg.MaxMsgs = tracks;
+    cfg.MaxMsgsPerSubject = 1;
+    cfg.Replicas = cs->replicas;
+    return stream_apply(cs, &cfg, jerr);
+}
+
 int cs_streams_ensure(cs_ctx *cs)
 {
+    int64_t tracks = cs_admission_tracks(cs);
     for (;;) {
         jsErrCode jerr = 0;
         natsStatus s = ensure_chunks(cs, &jerr);
@@ -85,9 +105,12 @@ int cs_streams_ensure(cs_ctx *cs)
             s = ensure_work(cs, &jerr); /* first: it may still hold the session subject */
         if (s == NATS_OK)
             s = ensure_sessions(cs, &jerr);
+        if (s == NATS_OK)
+            s = ensure_admission(cs, tracks, &jerr);
         if (s == NATS_OK) {
-            ss_log_info("streams ready", "{s:s, s:s, s:I, s:I}", "chunks", CS_STREAM_CHUNKS, "work",
-                        CS_STREAM_WORK, "max_bytes", (long long)cs->log_max_bytes, "replicas",
+            ss_log_info("streams ready", "{s:s, s:s, s:I, s:I, s:I}", "chunks", CS_STREAM_CHUNKS,
+                        "work", CS_STREAM_WORK, "max_bytes", (long long)cs->log_max_bytes,
+                        "recording_tracks_max", (long long)tracks, "replicas",
                         (long long)cs->replicas);
             return 0;
         }

@@ -212,6 +212,7 @@ int cs_end_handle(const Seashore__V1__TrackEndRecord *e, Seashore__V1__TrackEndR
         return reply_fail(rep, SEASHORE__V1__ERROR_CODE__ERROR_CODE_INTERNAL, true);
     if (announce_end(e->track_id, text, len) != 0)
         return reply_fail(rep, SEASHORE__V1__ERROR_CODE__ERROR_CODE_INTERNAL, true);
+    cs_admission_release(cs_requests_ctx, e->track_id);
     if (!t.ended)
         ss_log_info("track ended", "{s:s, s:I, s:I}", "track_id", e->track_id, "chunks",
                     (long long)e->chunk_count, "bytes", (long long)e->total_bytes);

@@ -207,6 +207,13 @@ static int status_allows(ing_conn *c, const Seashore__V1__TrackStatusReply *r)
                                         : "is not open for new tracks");
         return -1;
     }
+    if (r->log_full) {
+        ing_fail(c, CODE(BACK_PRESSURE), true, 1013 /* try again later */,
+                 "track %s: the chunk log has no room for another recording track (each needs "
+                 "room for a whole upload part); try again later",
+                 c->track_id);
+        return -1;
+    }
     if (r->mime_type[0] && strcmp(r->mime_type, c->mime_type) != 0) {
         ing_fail(c, CODE(BAD_FRAME), false, LWS_CLOSE_STATUS_PROTOCOL_ERR,
                  "Hello.mime_type \"%s\" differs from the track's \"%s\"", c->mime_type,

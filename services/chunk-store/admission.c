@@ -1,0 +1,118 @@
+/* admission.c -- how many tracks may record at once. The log releases a
+ * track's bytes only once they lie in an uploaded part, and a part is
+ * uploaded only once it is whole (every part but the last the same size).
+ * If every recording track held an unfinished part and together they
+ * filled the log, nothing could ever be uploaded or released: the
+ * 400-recorder scale run deadlocked that way on a 2 GiB log. So a new
+ * track starts only while the log can hold a whole part, plus the chunks
+ * retention keeps, for every recording track.
+ *
+ * Each admitted track holds one message on admit.<track_id> in the
+ * ADMISSION stream, whose max_msgs is that count and which discards new:
+ * JetStream decides atomically for all chunk-store replicas. The message
+ * goes when the track's End is accepted (its tail becomes the last part,
+ * uploadable whatever its size) and, as a backstop, when it is muxed. */
+#include "chunk_store.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "seashore/log.h"
+#include "seashore/metrics.h"
+
+static ss_metric *m_refused;
+
+/* The log bytes one recording track may need before it can be uploaded:
+ * a whole part, the chunk that straddles the previous part's end, chunk 0
+ * and the newest chunk (both kept until muxed), and record overhead
+ * (generous: a 64 KiB chunk costs about 100 bytes of headers). */
+static int64_t bytes_per_track(const cs_ctx *cs)
+{
+    return cs->part_size + cs->part_size / 16 + 3 * cs->max_chunk_bytes;
+}
+
+int64_t cs_admission_safe_tracks(const cs_ctx *cs)
+{
+    int64_t room = cs->log_max_bytes - cs->max_chunk_bytes; /* one publish of headroom */
+    return room > 0 ? room / bytes_per_track(cs) : 0;
+}
+
+int64_t cs_admission_tracks(const cs_ctx *cs)
+{
+    int64_t safe = cs_admission_safe_tracks(cs);
+    if (cs->max_tracks > 0) {
+        if (cs->max_tracks > safe)
+            ss_log_warn("CHUNK_LOG_MAX_TRACKS admits more recording tracks than the log can hold "
+                        "a whole part for: if they all stall mid-part the log deadlocks",
+                        "{s:I, s:I}", "max_tracks", (long long)cs->max_tracks, "safe",
+                        (long long)safe);
+        return cs->max_tracks;
+    }
+    if (safe < 1) {
+        ss_log_warn("CHUNK_LOG_MAX_BYTES cannot hold one whole upload part: parts are uploaded "
+                    "only when tracks end",
+                    "{s:I, s:I}", "log_max_bytes", (long long)cs->log_max_bytes, "bytes_per_track",
+                    (long long)bytes_per_track(cs));
+        return 1;
+    }
+    return safe;
+}
+
+int cs_admission_init(void)
+{
+    m_refused = ss_metrics_counter("seashore_chunk_log_admissions_refused_total",
+                                   "New tracks refused because the chunk log has no room for "
+                                   "another recording track (ingest answers BACK_PRESSURE)",
+                                   NULL);
+    return m_refused ? 0 : -1;
+}
+
+static void admit_subject(const char *track_id, char *out, size_t len)
+{
+    snprintf(out, len, "admit.%s", track_id);
+}
+
+int cs_admit(cs_ctx *cs, const char *track_id, bool *admitted, char *err, size_t errlen)
+{
+    char subject[64];
+    natsMsg *m = NULL;
+    jsPubAck *pa = NULL;
+    jsErrCode jerr = 0;
+    admit_subject(track_id, subject, sizeof subject);
+    natsStatus s = js_GetLastMsg(&m, cs->js, CS_STREAM_ADMISSION, subject, NULL, &jerr);
+    natsMsg_Destroy(m);
+    if (s == NATS_OK) {
+        *admitted = true;
+        return 0;
+    }
+    if (s != NATS_NOT_FOUND && jerr != JSNoMessageFoundErr) {
+        snprintf(err, errlen, "admission of track %s: %s", track_id, natsStatus_GetText(s));
+        return -1;
+    }
+    jerr = 0;
+    s = js_Publish(&pa, cs->js, subject, track_id, (int)strlen(track_id), NULL, &jerr);
+    jsPubAck_Destroy(pa);
+    *admitted = s == NATS_OK;
+    if (s == NATS_OK)
+        return 0;
+    if (jerr == JSStreamStoreFailedErr || jerr == JSInsufficientResourcesErr) {
+        ss_series_inc(ss_metric_series(m_refused));
+        return 0;
+    }
+    snprintf(err, errlen, "admission of track %s: %s", track_id, natsStatus_GetText(s));
+    return -1;
+}
+
+void cs_admission_release(cs_ctx *cs, const char *track_id)
+{
+    char subject[64];
+    jsOptions o;
+    jsErrCode jerr = 0;
+    admit_subject(track_id, subject, sizeof subject);
+    jsOptions_Init(&o);
+    o.Stream.Purge.Subject = subject;
+    natsStatus s = js_PurgeStream(cs->js, CS_STREAM_ADMISSION, &o, &jerr);
+    if (s != NATS_OK)
+        ss_log_warn("cannot release the track's admission", "{s:s, s:s}", "track_id", track_id,
+                    "error", natsStatus_GetText(s));
+}
