@@ -621,7 +621,7 @@ mkdir -p "$REPORT_DIR"
     printf -- '- S3 server: %s on 127.0.0.1, region %s, path-style\n' "$SERVER_VERSION" "$REGION"
     printf -- '- Track: %s of random bytes, sent beforehand with `seashore-send --chunk-size %s` (%s chunks, %s s, %s MB/s) while r2-uploader was not running\n' \
         "$SIZE_LABEL ($SIZE_BYTES bytes)" "$CHUNK_SIZE" "$CHUNKS" "$SEND_SECONDS" "$SEND_MBS"
-    printf -- '- Ours: `r2-uploader` with `UPLOAD_CONCURRENCY=%s`, chunk-store `UPLOAD_PART_SIZE=%sMiB` (reads of `UPLOAD_READ_BYTES` = 1 MiB from chunk-store over NATS), `LOG_LEVEL=debug`; timed from its start until `tracks.state` is `complete` (polled every %s s), i.e. CreateMultipartUpload, every part read from chunk-store and uploaded, ListParts, Complete and HEAD\n' \
+    printf -- '- Ours: `r2-uploader` with `UPLOAD_CONCURRENCY=%s`, chunk-store `UPLOAD_PART_SIZE=%sMiB` (each part read from the chunk log: the index in PostgreSQL, then one JetStream direct get per chunk), `LOG_LEVEL=debug`; timed from its start until `tracks.state` is `complete` (polled every %s s), i.e. CreateMultipartUpload, every part read from the chunk log and uploaded, ListParts, Complete and HEAD\n' \
         "$CONCURRENCY" "$PART_SIZE_MIB" "$POLL_INTERVAL"
     printf -- '- Peer: `%s`; `aws s3 cp --only-show-errors FILE s3://%s/KEY` from the local file (page cache), timed from start to exit; settings: `aws configure set` %s\n' \
         "$AWS_VERSION" "$BUCKET" "$(printf '`%s`, ' "${AWS_SETTINGS[@]:2}" | sed 's/, $//')"
@@ -634,7 +634,7 @@ mkdir -p "$REPORT_DIR"
     printf '## CPU during each upload\n\n'
     printf '| upload | process | CPU s | CPU %% |\n| --- | --- | ---: | ---: |\n'
     printf '| ours | r2-uploader | %s | %s |\n' "$UP_CPU_S" "$UP_CPU_P"
-    printf '| ours | chunk-store (serves the reads) | %s | %s |\n' "$STORE_CPU_S" "$STORE_CPU_P"
+    printf '| ours | chunk-store (releases committed chunks) | %s | %s |\n' "$STORE_CPU_S" "$STORE_CPU_P"
     printf '| ours | nats-server | %s | %s |\n' "$NATS_CPU_S" "$NATS_CPU_P"
     printf '| ours | S3 server (%s) | %s | %s |\n' "$SERVER" "$S3_OURS_S" "$S3_OURS_P"
     printf '| AWS CLI | aws | %s | %s |\n' "$AWS_CPU_S" "$AWS_CPU_P"

@@ -136,3 +136,20 @@ natsStatus ss_js_fetch_one(natsSubscription *sub, int wait_ms, natsMsg **msg, js
         *jerr = code;
     return s;
 }
+
+natsStatus ss_js_get_seq(jsCtx *js, const char *stream, uint64_t seq, int64_t wait_ms,
+                         natsMsg **msg, jsErrCode *jerr)
+{
+    jsDirectGetMsgOptions dg;
+    jsOptions o;
+    jsDirectGetMsgOptions_Init(&dg);
+    jsOptions_Init(&o);
+    dg.Sequence = seq;
+    o.Wait = wait_ms;
+    *jerr = 0;
+    natsStatus s = js_DirectGetMsg(msg, js, stream, wait_ms > 0 ? &o : NULL, &dg);
+    if (s != NATS_NOT_FOUND)
+        return s;
+    s = js_GetMsg(msg, js, stream, seq, wait_ms > 0 ? &o : NULL, jerr);
+    return *jerr == JSNoMessageFoundErr ? NATS_NOT_FOUND : s;
+}

@@ -37,8 +37,8 @@ static const ss_config_var store_vars[] = {
     {"READ_MAX_BYTES", SS_CONFIG_SIZE, false, false, "1MiB", 4096, 4 << 20, NULL,
      "largest byte range one chunkstore.read request returns", &cs.read_max_bytes},
     {"READ_THREADS", SS_CONFIG_INT, false, false, "4", 1, 64, NULL,
-     "chunkstore.read requests served at once (one per r2-uploader part worker keeps them "
-     "from queueing)",
+     "chunkstore.read requests served at once (the muxer's live reads; one per live track "
+     "keeps them from queueing)",
      &cs.read_threads},
     {"INDEX_SWEEP_INTERVAL", SS_CONFIG_DURATION, false, false, "30s", 100, 3600000, NULL,
      "how often the indexer looks for tracks whose log holds chunks its consumer never "

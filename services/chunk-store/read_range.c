@@ -9,29 +9,14 @@
 
 #include "seashore/v1/chunks.pb-c.h"
 
-/* The chunk log message at stream_seq. Direct get returns the raw bytes
- * (STREAM.MSG.GET base64-encodes them in JSON) from any replica; a replica
- * that lags may not have it yet, so "not found" is asked of the leader
- * before it counts as released. */
-static natsStatus chunk_log_get(uint64_t stream_seq, natsMsg **m, jsErrCode *jerr)
-{
-    jsDirectGetMsgOptions dg;
-    jsDirectGetMsgOptions_Init(&dg);
-    dg.Sequence = stream_seq;
-    natsStatus s = js_DirectGetMsg(m, cs_requests_ctx->js, CS_STREAM_CHUNKS, NULL, &dg);
-    if (s != NATS_NOT_FOUND)
-        return s;
-    return js_GetMsg(m, cs_requests_ctx->js, CS_STREAM_CHUNKS, stream_seq, NULL, jerr);
-}
-
 /* Copies the overlap of one chunk with [start, end) into out. */
 static int copy_chunk(uint64_t stream_seq, uint64_t chunk_off, uint64_t start, uint64_t end,
                       uint8_t *out, char *err, size_t errlen)
 {
     natsMsg *m = NULL;
     jsErrCode jerr = 0;
-    natsStatus s = chunk_log_get(stream_seq, &m, &jerr);
-    if (s == NATS_NOT_FOUND || jerr == JSNoMessageFoundErr) {
+    natsStatus s = ss_js_get_seq(cs_requests_ctx->js, CS_STREAM_CHUNKS, stream_seq, 0, &m, &jerr);
+    if (s == NATS_NOT_FOUND) {
         snprintf(err, errlen,
                  "bytes at offset %" PRIu64 " were released from the chunk log "
                  "after upload (committed); read the raw object instead",

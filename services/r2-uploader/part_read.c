@@ -1,10 +1,11 @@
-/* part_read.c -- a part's bytes from chunk-store: chunkstore.read requests
- * of UPLOAD_READ_BYTES, up to READ_WINDOW of them in flight at once on
- * the worker's own reply inbox, so a part costs about one round trip
- * rather than one per request. Replies are tagged <inbox>.<round>.<piece>;
- * a late reply from an earlier round is dropped. The part's MD5 and SHA-256
- * are computed over the pieces in order as they arrive, while the next
- * replies are still on their way. */
+/* part_read.c -- a part's bytes straight from the chunk log. The index
+ * (PostgreSQL's chunks rows, written by chunk-store) says which log
+ * messages hold [offset, offset + size); each is fetched with a JetStream
+ * direct get (raw bytes, from any replica) and its overlap with the part
+ * copied into the worker's part buffer, MD5 and SHA-256 computed as the
+ * pieces arrive in order. (Through chunk-store's chunkstore.read, every
+ * byte crossed nats-server twice more and chunk-store copied it once:
+ * docs/performance.md, Upload.) */
 #include "uploader.h"
 
 #include <inttypes.h>
@@ -16,150 +17,134 @@
 #include "seashore/log.h"
 #include "seashore/v1/chunks.pb-c.h"
 
-#define READ_WINDOW 4 /* replies of READ_BYTES each held at most per worker */
+#define CHUNKS_STREAM "CHUNKS"
 
-typedef struct read_round {
+typedef struct part_read {
     up_item *it;
     const char *track_id;
-    uint64_t offset, size, pieces, next, done;
-    uint64_t hashed; /* pieces 0..hashed-1 are in the digests */
-    uint8_t *have;   /* per piece: 1 once its bytes are in it->buf */
+    uint64_t offset, size, filled; /* buf[0..filled) holds offset.. and is hashed */
     EVP_MD_CTX *md5, *sha256;
     char *why;
     size_t whylen;
-    bool lost; /* chunk-store says the bytes left the log */
-} read_round;
+    bool lost; /* the bytes left the log: only the store had them */
+} part_read;
 
-int up_read_sub_open(up_item *it)
+/* The index rows of the chunks that overlap the part, in order. */
+static PGresult *chunk_rows(part_read *r)
 {
-    char subject[128];
-    if (natsInbox_Create(&it->read_inbox) != NATS_OK)
-        return -1;
-    snprintf(subject, sizeof subject, "%s.>", it->read_inbox);
-    return natsConnection_SubscribeSync(&it->read_sub, up.svc->nats.conn, subject) == NATS_OK ? 0
-                                                                                              : -1;
+    char a[24], b[24];
+    snprintf(a, sizeof a, "%" PRIu64, r->offset);
+    snprintf(b, sizeof b, "%" PRIu64, r->offset + r->size);
+    const char *params[] = {r->track_id, a, b};
+    return ss_pg_query(r->it->pg,
+                       "SELECT byte_offset, size, stream_seq FROM chunks WHERE track_id = $1 "
+                       "AND byte_offset < $3::bigint AND byte_offset + size > $2::bigint "
+                       "ORDER BY seq",
+                       3, params, r->why, r->whylen);
 }
 
-static uint64_t piece_len(const read_round *r, uint64_t i)
+/* Appends the overlap of one chunk with the part to the buffer and the
+ * digests; the chunks come in order, so it must start where the buffer
+ * ends. */
+static int take_overlap(part_read *r, uint64_t chunk_off, const uint8_t *data, size_t len)
 {
-    uint64_t from = i * (uint64_t)up.read_bytes;
-    uint64_t left = r->size - from;
-    return left < (uint64_t)up.read_bytes ? left : (uint64_t)up.read_bytes;
-}
-
-/* Sends the request for the next piece not yet held. */
-static int request_next(read_round *r)
-{
-    while (r->next < r->pieces && r->have[r->next])
-        r->next++;
-    if (r->next >= r->pieces)
-        return 0;
-    Seashore__V1__ReadRangeRequest q = SEASHORE__V1__READ_RANGE_REQUEST__INIT;
-    uint8_t qbuf[128];
-    char reply[128];
-    q.track_id = (char *)r->track_id;
-    q.offset = r->offset + r->next * (uint64_t)up.read_bytes;
-    q.length = (uint32_t)piece_len(r, r->next);
-    size_t n = seashore__v1__read_range_request__pack(&q, qbuf);
-    snprintf(reply, sizeof reply, "%s.%" PRIu64 ".%" PRIu64, r->it->read_inbox, r->it->read_round,
-             r->next);
-    natsStatus s =
-        natsConnection_PublishRequest(up.svc->nats.conn, "chunkstore.read", reply, qbuf, (int)n);
-    if (s != NATS_OK) {
-        snprintf(r->why, r->whylen, "chunkstore.read: %s", natsStatus_GetText(s));
-        return -1;
-    }
-    r->next++;
-    return 1;
-}
-
-/* Which piece of the current round a reply answers; -1 if stale. */
-static int64_t reply_piece(const read_round *r, natsMsg *m)
-{
-    uint64_t round, piece;
-    const char *subj = natsMsg_GetSubject(m);
-    size_t n = strlen(r->it->read_inbox);
-    if (strncmp(subj, r->it->read_inbox, n) != 0 ||
-        sscanf(subj + n, ".%" SCNu64 ".%" SCNu64, &round, &piece) != 2 ||
-        round != r->it->read_round || piece >= r->pieces)
-        return -1;
-    return (int64_t)piece;
-}
-
-/* Copies one reply into it->buf. 0, or -1 with the reason. */
-static int reply_take(read_round *r, uint64_t piece, natsMsg *m)
-{
-    uint64_t want = piece_len(r, piece), at = piece * (uint64_t)up.read_bytes;
-    Seashore__V1__ReadRangeReply *rep = seashore__v1__read_range_reply__unpack(
-        NULL, (size_t)natsMsg_GetDataLength(m), (const uint8_t *)natsMsg_GetData(m));
-    int rc = -1;
-    if (rep == NULL)
-        snprintf(r->why, r->whylen, "chunkstore.read: the reply is not a ReadRangeReply");
-    else if (rep->error[0]) {
-        snprintf(r->why, r->whylen, "chunkstore.read: %s", rep->error);
-        r->lost = strstr(rep->error, "purged") != NULL || strstr(rep->error, "released") != NULL;
-    } else if (rep->data.len != want)
+    uint64_t at = r->offset + r->filled, end = r->offset + r->size;
+    uint64_t to = chunk_off + len < end ? chunk_off + len : end;
+    if (chunk_off > at || to <= at) {
         snprintf(r->why, r->whylen,
-                 "chunkstore.read: %zu of %" PRIu64 " bytes at offset %" PRIu64
-                 " (track has %" PRIu64 " durable bytes)",
-                 rep->data.len, want, r->offset + at, rep->track_bytes);
-    else {
-        memcpy(r->it->buf + at, rep->data.data, want);
-        r->have[piece] = 1;
-        r->done++;
-        rc = 0;
+                 "the index has no chunk at offset %" PRIu64 " of track %s (next one at %" PRIu64
+                 ")",
+                 at, r->track_id, chunk_off);
+        return -1;
     }
-    seashore__v1__read_range_reply__free_unpacked(rep, NULL);
-    return rc;
-}
-
-/* Hashes the pieces that now follow the hashed prefix without a gap. */
-static int hash_advance(read_round *r)
-{
-    for (; r->hashed < r->pieces && r->have[r->hashed]; r->hashed++) {
-        const uint8_t *p = r->it->buf + r->hashed * (uint64_t)up.read_bytes;
-        size_t n = (size_t)piece_len(r, r->hashed);
-        if (EVP_DigestUpdate(r->md5, p, n) != 1 || EVP_DigestUpdate(r->sha256, p, n) != 1) {
-            snprintf(r->why, r->whylen, "hashing the part failed (OpenSSL)");
-            return -1;
-        }
+    const uint8_t *p = data + (at - chunk_off);
+    size_t n = (size_t)(to - at);
+    memcpy(r->it->buf + r->filled, p, n);
+    if (EVP_DigestUpdate(r->md5, p, n) != 1 || EVP_DigestUpdate(r->sha256, p, n) != 1) {
+        snprintf(r->why, r->whylen, "hashing the part failed (OpenSSL)");
+        return -1;
     }
+    r->filled += n;
     return 0;
 }
 
-/* One round: every piece not yet held, READ_WINDOW in flight. 0 when all
- * are held, -1 on the first failure (why), -2 when draining. */
-static int read_round_run(read_round *r)
+/* Fetches one chunk (log message stream_seq, indexed at chunk_off) and
+ * takes its overlap. */
+static int take_chunk(part_read *r, uint64_t chunk_off, uint64_t stream_seq)
 {
-    int inflight = 0;
-    r->it->read_round++;
-    r->next = 0;
-    for (;;) {
-        while (inflight < READ_WINDOW) {
-            int sent = request_next(r);
-            if (sent < 0)
-                return -1;
-            if (sent == 0)
-                break;
-            inflight++;
-        }
-        if (inflight == 0)
-            return r->done == r->pieces ? 0 : -1;
-        natsMsg *m = NULL;
-        natsStatus s = natsSubscription_NextMsg(&m, r->it->read_sub, (int64_t)up.store_timeout_ms);
-        if (s != NATS_OK) {
-            snprintf(r->why, r->whylen, "chunkstore.read: %s", natsStatus_GetText(s));
-            return -1;
-        }
-        int64_t piece = reply_piece(r, m);
-        int rc = piece < 0 ? 0 : reply_take(r, (uint64_t)piece, m);
-        natsMsg_Destroy(m);
-        if (piece < 0)
-            continue;
-        inflight--;
-        if (rc != 0 || hash_advance(r) != 0)
-            return -1;
-        if (ss_work_heartbeat(&r->it->w) != 0)
+    natsMsg *m = NULL;
+    jsErrCode jerr = 0;
+    natsStatus s =
+        ss_js_get_seq(up.svc->nats.js, CHUNKS_STREAM, stream_seq, up.store_timeout_ms, &m, &jerr);
+    if (s == NATS_NOT_FOUND) {
+        r->lost = true;
+        snprintf(r->why, r->whylen,
+                 "bytes at offset %" PRIu64 " of track %s were released from the chunk log",
+                 chunk_off, r->track_id);
+        return -1;
+    }
+    if (s != NATS_OK) {
+        snprintf(r->why, r->whylen, "chunk log message %" PRIu64 ": %s", stream_seq,
+                 natsStatus_GetText(s));
+        return -1;
+    }
+    Seashore__V1__ChunkRecord *c = seashore__v1__chunk_record__unpack(
+        NULL, (size_t)natsMsg_GetDataLength(m), (const uint8_t *)natsMsg_GetData(m));
+    int rc = -1;
+    if (c == NULL || c->offset != chunk_off || strcmp(c->track_id, r->track_id) != 0)
+        snprintf(r->why, r->whylen,
+                 "chunk log message %" PRIu64 " is not the chunk of track %s at offset %" PRIu64,
+                 stream_seq, r->track_id, chunk_off);
+    else
+        rc = take_overlap(r, chunk_off, c->data.data, c->data.len);
+    seashore__v1__chunk_record__free_unpacked(c, NULL);
+    natsMsg_Destroy(m);
+    return rc;
+}
+
+/* One attempt at the whole part. 0, -1 (why; r->lost says whether to
+ * retry), -2 when draining. */
+static int read_attempt(part_read *r)
+{
+    r->filled = 0;
+    if (EVP_DigestInit_ex(r->md5, EVP_md5(), NULL) != 1 ||
+        EVP_DigestInit_ex(r->sha256, EVP_sha256(), NULL) != 1) {
+        snprintf(r->why, r->whylen, "hashing the part failed (OpenSSL)");
+        return -1;
+    }
+    PGresult *rows = chunk_rows(r);
+    if (rows == NULL)
+        return -1;
+    int rc = 0;
+    for (int i = 0; rc == 0 && i < PQntuples(rows); i++) {
+        rc = take_chunk(r, strtoull(PQgetvalue(rows, i, 0), NULL, 10),
+                        strtoull(PQgetvalue(rows, i, 2), NULL, 10));
+        if (rc == 0 && ss_work_heartbeat(&r->it->w) != 0)
+            rc = -2;
+    }
+    PQclear(rows);
+    if (rc == 0 && r->filled != r->size) {
+        snprintf(r->why, r->whylen,
+                 "the index holds %" PRIu64 " of the %" PRIu64 " bytes at offset %" PRIu64
+                 " of track %s",
+                 r->filled, r->size, r->offset, r->track_id);
+        rc = -1;
+    }
+    return rc;
+}
+
+/* Attempts until the part is read: transient failures are retried with
+ * backoff, lost bytes are not. */
+static int read_attempts(part_read *r)
+{
+    for (int attempt = 0;; attempt++) {
+        int rc = read_attempt(r);
+        if (rc != -1 || r->lost)
+            return rc;
+        ss_log_warn("reading a part from the chunk log failed, retrying", "{s:s, s:I, s:s, s:i}",
+                    "track_id", r->track_id, "offset", (long long)r->offset, "reason", r->why,
+                    "attempt", attempt);
+        if (ss_work_retry_sleep(&r->it->w, attempt) != 0)
             return -2;
     }
 }
@@ -178,69 +163,26 @@ static int buf_reserve(up_item *it, uint64_t size, char *why, size_t whylen)
     return 0;
 }
 
-static int digests_start(read_round *r)
-{
-    r->md5 = EVP_MD_CTX_new();
-    r->sha256 = EVP_MD_CTX_new();
-    return r->md5 && r->sha256 && EVP_DigestInit_ex(r->md5, EVP_md5(), NULL) == 1 &&
-                   EVP_DigestInit_ex(r->sha256, EVP_sha256(), NULL) == 1
-               ? 0
-               : -1;
-}
-
-static int digests_finish(read_round *r, ss_s3_digests *out)
-{
-    return EVP_DigestFinal_ex(r->md5, out->md5, NULL) == 1 &&
-                   EVP_DigestFinal_ex(r->sha256, out->sha256, NULL) == 1
-               ? 0
-               : -1;
-}
-
-/* Rounds until every piece is held: a round that made progress resets the
- * backoff. */
-static int read_rounds(read_round *r)
-{
-    int rc, attempt = 0;
-    for (;;) {
-        uint64_t done_before = r->done;
-        rc = read_round_run(r);
-        if (rc != -1 || r->lost) /* lost: those bytes left the log, only the store had them */
-            return rc;
-        attempt = r->done > done_before ? 0 : attempt + 1;
-        ss_log_warn("reading a part from chunk-store failed, retrying", "{s:s, s:I, s:s, s:i}",
-                    "track_id", r->track_id, "offset", (long long)r->offset, "reason", r->why,
-                    "attempt", attempt);
-        if (ss_work_retry_sleep(&r->it->w, attempt) != 0)
-            return -2;
-    }
-}
-
 int up_read_part(up_item *it, const char *track_id, uint64_t offset, uint64_t size, char *why,
                  size_t whylen)
 {
-    read_round r = {.it = it,
-                    .track_id = track_id,
-                    .offset = offset,
-                    .size = size,
-                    .why = why,
-                    .whylen = whylen};
+    part_read r = {.it = it,
+                   .track_id = track_id,
+                   .offset = offset,
+                   .size = size,
+                   .why = why,
+                   .whylen = whylen,
+                   .md5 = EVP_MD_CTX_new(),
+                   .sha256 = EVP_MD_CTX_new()};
     int rc = -2;
-    if (it->read_sub == NULL) {
-        snprintf(why, whylen, "no reply subscription for chunkstore.read");
-        return -2;
-    }
-    if (buf_reserve(it, size, why, whylen) != 0)
-        return -2;
-    r.pieces = (size + (uint64_t)up.read_bytes - 1) / (uint64_t)up.read_bytes;
-    r.have = calloc(r.pieces, 1);
-    if (r.have == NULL || digests_start(&r) != 0)
+    if (r.md5 == NULL || r.sha256 == NULL || buf_reserve(it, size, why, whylen) != 0)
         goto out;
-    rc = read_rounds(&r);
-    if (rc == 0 && digests_finish(&r, &it->digests) != 0)
+    rc = read_attempts(&r);
+    if (rc == 0 && (EVP_DigestFinal_ex(r.md5, it->digests.md5, NULL) != 1 ||
+                    EVP_DigestFinal_ex(r.sha256, it->digests.sha256, NULL) != 1))
         rc = -2;
 out:
     EVP_MD_CTX_free(r.md5);
     EVP_MD_CTX_free(r.sha256);
-    free(r.have);
     return rc;
 }

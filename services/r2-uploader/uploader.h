@@ -2,7 +2,7 @@
  * connections, the work-item plumbing and the PostgreSQL view of an upload.
  *
  * Flow (docs/upload.md): PartReady (work.upload) -> read the part from
- * chunk-store -> UploadPart -> ETag in upload_parts -> committed point in
+ * the chunk log -> UploadPart -> ETag in upload_parts -> committed point in
  * tracks -> CommittedUpdate; TrackComplete (work.complete) -> verify the
  * parts (PostgreSQL against ListParts) -> CompleteMultipartUpload -> track
  * complete -> TrackUploaded (work.mux); SessionDelete -> abort and delete.
@@ -29,7 +29,7 @@
 typedef struct up_ctx {
     ss_service *svc;
     ss_s3_client *s3;
-    int64_t concurrency, read_bytes;
+    int64_t concurrency;
     int64_t ack_wait_ms, retry_max_ms, stall_timeout_ms, store_timeout_ms;
 } up_ctx;
 
@@ -45,11 +45,8 @@ typedef struct up_item {
     ss_pg *pg;      /* this thread's database connection */
     uint8_t *buf;   /* part buffer, grown to the largest part seen */
     size_t buf_cap;
-    natsInbox *read_inbox;      /* chunkstore.read replies come to <inbox>.> */
-    natsSubscription *read_sub; /* destroyed after the connection closed */
-    uint64_t read_round;        /* tags replies, so late ones are dropped */
-    int64_t read_ms, store_ms;  /* the last part's read and upload times */
-    ss_s3_digests digests;      /* of buf[0..size) after up_read_part */
+    int64_t read_ms, store_ms; /* the last part's read and upload times */
+    ss_s3_digests digests;     /* of buf[0..size) after up_read_part */
 } up_item;
 
 /* Starts the consumer threads; stops them (after the drain) with the join. */
@@ -106,11 +103,8 @@ int up_db_upload_completed(ss_pg *pg, const char *track_id, char *err, size_t er
 void up_notify_committed(const char *track_id, uint64_t seq, uint64_t bytes);
 void up_notify_failed(const char *track_id, const char *code, const char *message);
 
-/* Opens it's reply inbox for chunkstore.read (it->read_sub). 0 or -1. */
-int up_read_sub_open(up_item *it);
-
-/* Reads [offset, offset + size) of a track from chunk-store into it->buf
- * and its digests into it->digests, hashing while the replies arrive
+/* Reads [offset, offset + size) of a track from the chunk log into it->buf
+ * and its digests into it->digests, hashing as the chunks arrive
  * (part_read.c); retries transient failures. 0, -1 when the bytes left
  * the chunk log (why), -2 when draining. */
 int up_read_part(up_item *it, const char *track_id, uint64_t offset, uint64_t size, char *why,

@@ -19,7 +19,7 @@ static int thread_init(ss_work_item *w)
     up_item *it = (up_item *)w;
     it->s3 = ss_s3_conn_new(up.s3);
     it->pg = ss_pg_open(up.svc->database_url);
-    if (it->s3 == NULL || it->pg == NULL || up_read_sub_open(it) != 0)
+    if (it->s3 == NULL || it->pg == NULL)
         return -1;
     ss_s3_conn_set_progress(it->s3, transfer_progress, &it->w);
     return 0;
@@ -31,8 +31,6 @@ static void thread_fini(ss_work_item *w)
     ss_s3_conn_free(it->s3);
     ss_pg_close(it->pg);
     free(it->buf);
-    natsSubscription_Destroy(it->read_sub);
-    natsInbox_Destroy(it->read_inbox);
 }
 
 static ss_work_verdict part_entry(ss_work_item *w, const uint8_t *data, size_t len)

@@ -37,6 +37,14 @@ bool ss_nats_ready(void *arg, char *why, size_t whylen);
 natsStatus ss_js_fetch_one(natsSubscription *sub, int wait_ms, natsMsg **msg, jsErrCode *jerr)
     __attribute__((warn_unused_result));
 
+/* The message at stream sequence seq, by direct get (raw bytes, from any
+ * replica); a replica that lags may not have it yet, so "not found" is
+ * asked of the leader before it counts. wait_ms: 0 for the context's
+ * default. NATS_OK with *msg (caller destroys), NATS_NOT_FOUND, or the
+ * error (*jerr the JetStream code). */
+natsStatus ss_js_get_seq(jsCtx *js, const char *stream, uint64_t seq, int64_t wait_ms,
+                         natsMsg **msg, jsErrCode *jerr) __attribute__((warn_unused_result));
+
 /* Drains (flushes pending publishes) and closes; accepts a zeroed struct. */
 void ss_nats_close(ss_nats *n);
 
