@@ -334,6 +334,12 @@ for sc in "${SCENARIO_LIST[@]}"; do
 done
 LOG_MAX_MIB=$(((total_bytes * 5 / 4) / 1048576 + 256))
 [ "$LOG_MAX_MIB" -ge 2048 ] || LOG_MAX_MIB=2048 # chunk-store's default
+# Every open recording track must be admitted, i.e. the log must have room
+# for a whole 8 MiB part (+ 3 chunks of 1 MiB) per track (docs/chunk-path.md,
+# "Admission"): size it for the idle connections and the largest scenario.
+# A limit, not an allocation: the file store takes only what is written.
+tracks_max=$((IDLE_K > max_clients ? IDLE_K : max_clients))
+[ "$LOG_MAX_MIB" -ge $((tracks_max * 23 / 2 + 2)) ] || LOG_MAX_MIB=$((tracks_max * 23 / 2 + 2))
 need_kib=$(((total_bytes + peer_max + payload_bytes) * 11 / 10 / 1024 + 262144))
 avail_kib="$(df -Pk "$TMP" | awk 'NR == 2 { print $4 }')"
 [ "$avail_kib" -ge "$need_kib" ] ||

@@ -11,7 +11,9 @@
  * ADMISSION stream, whose max_msgs is that count and which discards new:
  * JetStream decides atomically for all chunk-store replicas. The message
  * goes when the track's End is accepted (its tail becomes the last part,
- * uploadable whatever its size) and, as a backstop, when it is muxed. */
+ * uploadable whatever its size), when its connection closes before any
+ * chunk of it is durable (ingest's chunkstore.admission.release notice) and,
+ * as a backstop, when it is muxed. */
 #include "chunk_store.h"
 
 #include <stdio.h>
@@ -20,7 +22,9 @@
 #include "seashore/log.h"
 #include "seashore/metrics.h"
 
+static cs_ctx *ctx;
 static ss_metric *m_refused;
+static natsSubscription *release_sub;
 
 /* The log bytes one recording track may need before it can be uploaded:
  * a whole part, the chunk that straddles the previous part's end, chunk 0
@@ -115,4 +119,40 @@ void cs_admission_release(cs_ctx *cs, const char *track_id)
     if (s != NATS_OK)
         ss_log_warn("cannot release the track's admission", "{s:s, s:s}", "track_id", track_id,
                     "error", natsStatus_GetText(s));
+}
+
+/* A new track's connection closed before any chunk was durable: its
+ * admission goes unless the log (or the index) has a chunk of it after
+ * all (a publish that landed as the connection went). */
+static void on_release_notice(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *arg)
+{
+    char track_id[SS_UUID_LEN + 1], err[256];
+    cs_log_tail lt;
+    cs_track t;
+    (void)nc, (void)sub, (void)arg;
+    snprintf(track_id, sizeof track_id, "%.*s", natsMsg_GetDataLength(msg), natsMsg_GetData(msg));
+    if (ss_uuid_valid(track_id) && cs_log_tail_read(ctx, track_id, &lt, err, sizeof err) == 0 &&
+        !lt.any && cs_track_load(ctx->pg_requests, track_id, &t, err, sizeof err) == 0 && !t.found)
+        cs_admission_release(ctx, track_id);
+    natsMsg_Destroy(msg);
+}
+
+int cs_admission_start(cs_ctx *cs)
+{
+    ctx = cs;
+    return natsConnection_QueueSubscribe(&release_sub, cs->svc->nats.conn,
+                                         "chunkstore.admission.release", CS_QUEUE,
+                                         on_release_notice, NULL) == NATS_OK
+               ? 0
+               : -1;
+}
+
+void cs_admission_stop(void)
+{
+    if (release_sub == NULL)
+        return;
+    natsSubscription_Drain(release_sub);
+    natsSubscription_WaitForDrainCompletion(release_sub, 5000);
+    natsSubscription_Destroy(release_sub);
+    release_sub = NULL;
 }

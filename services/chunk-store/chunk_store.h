@@ -108,6 +108,10 @@ int64_t cs_admission_tracks(const cs_ctx *cs);
 int cs_admit(cs_ctx *cs, const char *track_id, bool *admitted, char *err, size_t errlen);
 /* The track no longer needs room for a whole part (ended or muxed). */
 void cs_admission_release(cs_ctx *cs, const char *track_id);
+/* Serves chunkstore.admission.release notices (a new track's connection
+ * closed before any chunk was durable). */
+int cs_admission_start(cs_ctx *cs);
+void cs_admission_stop(void);
 
 /* indexer.c: the consumer thread. */
 int cs_indexer_start(cs_ctx *cs);

@@ -70,7 +70,7 @@ int main(int argc, char **argv)
         goto out;
     ss_ops_add_ready_check(svc.ops, "chunk-log", serving_ready, NULL);
     if (cs_admission_init() != 0 || cs_streams_ensure(&cs) != 0 || cs_requests_start(&cs) != 0 ||
-        cs_retention_start(&cs) != 0 || cs_indexer_start(&cs) != 0)
+        cs_retention_start(&cs) != 0 || cs_admission_start(&cs) != 0 || cs_indexer_start(&cs) != 0)
         goto out;
     serving = true;
     ss_log_info("chunk-store running", NULL);
@@ -79,6 +79,7 @@ int main(int argc, char **argv)
 out:
     cs_requests_stop();
     cs_retention_stop();
+    cs_admission_stop();
     cs_indexer_stop();
     ss_pg_close(cs.pg_index);
     ss_pg_close(cs.pg_reads);

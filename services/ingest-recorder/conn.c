@@ -274,6 +274,7 @@ static void on_status_reply(ing_conn *c, ing_call *call)
     c->last_stream_seq = r->last_stream_seq;
     c->committed_seq = r->committed_seq;
     c->committed_bytes = r->committed_bytes;
+    c->new_track = r->state == SEASHORE__V1__TRACK_STATE__TRACK_STATE_UNSPECIFIED;
     c->state = CONN_READY;
     send_welcome(c, r);
     ss_log_info("track connected", "{s:s, s:s, s:I, s:I}", "track_id", c->track_id,
@@ -849,6 +850,10 @@ static void on_closed(ing_conn *c)
         c->next->prev = c->prev;
     nconns--;
     ss_series_set(ss_metric_series(m_conns), (double)nconns);
+    /* A new track that goes before any chunk is durable gives its room
+     * in the chunk log back (chunk-store checks the log first). */
+    if (c->new_track && c->durable_seq == 0)
+        ing_pool_notify("chunkstore.admission.release", c->track_id);
     c->wsi = NULL;
     drop_queue(c);
     conn_unref(c);

@@ -69,6 +69,7 @@ typedef struct ing_conn {
     bool resend_check;     /* a chunkstore.chunk call in flight */
 
     bool end_wanted, end_sent, ended;
+    bool new_track;   /* admitted at this Hello (chunk-store had no chunk of it) */
     int end_attempts; /* chunkstore.end requests for the current End */
     Seashore__V1__End end;
     uint8_t end_sha[32];

@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "seashore/log.h"
+
 #define MAX_THREADS 512
 
 /* Two lanes: publishes never wait behind requests (an End waits for the
@@ -196,4 +198,11 @@ void ing_pool_stop(void)
         n = c->next;
         ing_call_free(c);
     }
+}
+
+void ing_pool_notify(const char *subject, const char *text)
+{
+    if (pool.nc != NULL && natsConnection_PublishString(pool.nc, subject, text) != NATS_OK)
+        ss_log_warn("notice not published", "{s:s, s:s}", "subject", subject, "error",
+                    nats_GetLastError(NULL) ? nats_GetLastError(NULL) : "");
 }

@@ -53,6 +53,9 @@ void ing_pool_stop(void);
  * messages that arrive on NATS subscriptions). */
 void ing_pool_push_done(ing_call *call);
 
+/* Publishes a core NATS notice (fire and forget, from any thread). */
+void ing_pool_notify(const char *subject, const char *text);
+
 /* purpose of a pushed CommittedUpdate: subject = track id, seq/size =
  * committed seq/bytes. */
 #define ING_CALL_COMMITTED_UPDATE 100

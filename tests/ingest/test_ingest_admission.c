@@ -6,7 +6,8 @@
  * room for two recording tracks; five record 8 MiB each at the same pace,
  * so without admission they fill it at ~2.8 MiB each and stop for good.
  * With it, the others wait at Hello (BACK_PRESSURE, close 1013), start as
- * tracks end, and every object is byte-exact; no admission is left over. */
+ * tracks end, and every object is byte-exact; no admission is left over.
+ * A track that connects and goes without a chunk gives its room back. */
 #include "check.h"
 #include "upload_util.h"
 
@@ -86,10 +87,22 @@ static void test_more_tracks_than_the_log_holds_parts_for(void)
     CHECK_EQ_INT(admitted_now(), 0);
 }
 
+/* A new track whose connection closes before any chunk is durable gives
+ * its admission back (ingest's chunkstore.admission.release notice), so
+ * recorders that connect and vanish cannot use up the log's room. */
+static void test_connections_without_chunks_release_their_room(void)
+{
+    CHECK_EQ_INT(
+        stack_run_node(&stack, "admission-cases", "tests/ingest/admission_cases.mjs", 60000), 0);
+    CHECK_EQ_INT(admitted_now(), 0);
+}
+
 int main(void)
 {
-    if (CHECK_EQ_INT(stack_start(&stack, "test_ingest_admission"), 0))
+    if (CHECK_EQ_INT(stack_start(&stack, "test_ingest_admission"), 0)) {
+        TEST_RUN(test_connections_without_chunks_release_their_room);
         TEST_RUN(test_more_tracks_than_the_log_holds_parts_for);
+    }
     CHECK_EQ_INT(stack_stop(&stack), 0);
     return check_finish();
 }
