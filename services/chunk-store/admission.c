@@ -35,7 +35,8 @@ static int64_t bytes_per_track(const cs_ctx *cs)
     return cs->part_size + cs->part_size / 16 + 3 * cs->max_chunk_bytes;
 }
 
-int64_t cs_admission_safe_tracks(const cs_ctx *cs)
+/* Recording tracks the log can hold a whole part for. */
+static int64_t safe_tracks(const cs_ctx *cs)
 {
     int64_t room = cs->log_max_bytes - cs->max_chunk_bytes; /* one publish of headroom */
     return room > 0 ? room / bytes_per_track(cs) : 0;
@@ -43,7 +44,7 @@ int64_t cs_admission_safe_tracks(const cs_ctx *cs)
 
 int64_t cs_admission_tracks(const cs_ctx *cs)
 {
-    int64_t safe = cs_admission_safe_tracks(cs);
+    int64_t safe = safe_tracks(cs);
     if (cs->max_tracks > 0) {
         if (cs->max_tracks > safe)
             ss_log_warn("CHUNK_LOG_MAX_TRACKS admits more recording tracks than the log can hold "

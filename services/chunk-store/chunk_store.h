@@ -99,8 +99,6 @@ int cs_streams_ensure(cs_ctx *cs);
 
 /* admission.c: how many tracks may record at once (see there). */
 int cs_admission_init(void);
-/* Recording tracks the log can hold a whole part for. */
-int64_t cs_admission_safe_tracks(const cs_ctx *cs);
 /* The ADMISSION stream's limit: CHUNK_LOG_MAX_TRACKS or the safe count. */
 int64_t cs_admission_tracks(const cs_ctx *cs);
 /* Admits a track (idempotent): 0 with *admitted set, or -1 when JetStream

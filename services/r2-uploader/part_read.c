@@ -17,8 +17,6 @@
 #include "seashore/log.h"
 #include "seashore/v1/chunks.pb-c.h"
 
-#define CHUNKS_STREAM "CHUNKS"
-
 typedef struct part_read {
     up_item *it;
     const char *track_id;
@@ -74,8 +72,8 @@ static int take_chunk(part_read *r, uint64_t chunk_off, uint64_t stream_seq)
 {
     natsMsg *m = NULL;
     jsErrCode jerr = 0;
-    natsStatus s =
-        ss_js_get_seq(up.svc->nats.js, CHUNKS_STREAM, stream_seq, up.store_timeout_ms, &m, &jerr);
+    natsStatus s = ss_js_get_seq(up.svc->nats.js, UP_STREAM_CHUNKS, stream_seq, up.store_timeout_ms,
+                                 &m, &jerr);
     if (s == NATS_NOT_FOUND) {
         r->lost = true;
         snprintf(r->why, r->whylen,

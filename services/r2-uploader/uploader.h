@@ -18,6 +18,7 @@
 #include "seashore/service.h"
 #include "seashore/work.h"
 
+#define UP_STREAM_CHUNKS   "CHUNKS"
 #define UP_STREAM_WORK     "WORK"
 #define UP_STREAM_SESSIONS "SESSIONS"
 #define UP_CONSUMER_PARTS  "r2-uploader-parts"

@@ -2,21 +2,8 @@
 // room for two recording tracks: a new track whose connection closes before
 // any chunk of it is durable gives its admission back.
 import { randomUUID } from 'node:crypto';
-import jwt from 'jsonwebtoken';
 import { ErrorCode, open } from './wsclient.mjs';
-
-const env = process.env;
-const URL = env.INGEST_URL;
-const token = () => {
-  const now = Math.floor(Date.now() / 1000);
-  return jwt.sign({ iss: 'seashore', aud: 'seashore-ingest', sub: env.PARTICIPANT_ID, sid: env.SESSION_ID, iat: now, exp: now + 600 }, env.INGEST_TOKEN_SECRET_FOR_TEST, { algorithm: 'HS256', noTimestamp: true });
-};
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-let failures = 0;
-const expect = (cond, what) => { if (!cond) throw new Error(what); };
-async function run(name, fn) {
-  try { await fn(); console.log(`ok   ${name}`); } catch (e) { failures++; console.log(`FAIL ${name}: ${e.message}`); }
-}
+import { URL, expect, finish, run, sleep, token } from './cases.mjs';
 
 await run('a new track that closes before sending a chunk gives its room in the log back', async () => {
   const held = [];
@@ -44,4 +31,4 @@ await run('a new track that closes before sending a chunk gives its room in the 
   throw new Error(`no new track admitted 10 s after the two closed: ${JSON.stringify(last)}`);
 });
 
-process.exit(failures);
+finish();

@@ -2,21 +2,8 @@
 // test_ingest_limits.c with IDLE_TIMEOUT=2s, MAX_CONNECTIONS=4,
 // MAX_INFLIGHT=2 and a 2 MiB chunk log (CHUNK_LOG_MAX_BYTES).
 import { randomBytes, randomUUID } from 'node:crypto';
-import jwt from 'jsonwebtoken';
 import { Conn, ErrorCode, chunk, open, sha256 } from './wsclient.mjs';
-
-const env = process.env;
-const URL = env.INGEST_URL;
-const token = () => {
-  const now = Math.floor(Date.now() / 1000);
-  return jwt.sign({ iss: 'seashore', aud: 'seashore-ingest', sub: env.PARTICIPANT_ID, sid: env.SESSION_ID, iat: now, exp: now + 600 }, env.INGEST_TOKEN_SECRET_FOR_TEST, { algorithm: 'HS256', noTimestamp: true });
-};
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-let failures = 0;
-const expect = (cond, what) => { if (!cond) throw new Error(what); };
-async function run(name, fn) {
-  try { await fn(); console.log(`ok   ${name}`); } catch (e) { failures++; console.log(`FAIL ${name}: ${e.message}`); }
-}
+import { URL, expect, finish, run, sleep, token } from './cases.mjs';
 
 await run('max_inflight: a client sending 20 chunks at once is slowed by flow control, not refused', async () => {
   const [c, w] = await open(URL, token(), randomUUID());
@@ -99,5 +86,4 @@ await run('full chunk log: BACK_PRESSURE (retryable, connection open), nothing a
   c.close();
 });
 
-console.log(`${failures} case(s) failed`);
-process.exit(failures);
+finish();
