@@ -275,9 +275,10 @@ await run('reload in the middle of a recording: recovery uploads what was record
   const before = await indexedDbChunks(page);
   expect(before.tracks.length === 1, `tracks in IndexedDB: ${before.tracks}`);
   const trackId = before.tracks[0];
-  const made = recorded('host', '/session.html', 1);
   await page.reload();
   await page.locator(`#recovery .recovery-item[data-track-id="${trackId}"]`).waitFor({ timeout: 20000 });
+  // Only now: the old document may still deliver a timeslice while the reload starts.
+  const made = recorded('host', '/session.html', 1);
   await shot(page, 'recovery');
   const t = await until('the recovered track complete', async () => {
     const r = await api(`/v1/sessions/${session.sid}/tracks`);
