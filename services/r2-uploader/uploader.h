@@ -44,6 +44,7 @@ typedef struct up_item {
     ss_work_item w; /* first: the pool hands out &w */
     ss_s3_conn *s3; /* this thread's store connection */
     ss_pg *pg;      /* this thread's database connection */
+    ss_nats reads;  /* this thread's NATS connection for chunk-log reads */
     uint8_t *buf;   /* part buffer, grown to the largest part seen */
     size_t buf_cap;
     int64_t read_ms, store_ms; /* the last part's read and upload times */

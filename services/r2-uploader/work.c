@@ -1,8 +1,8 @@
 /* work.c -- the consumer threads (libseashore work.h): UPLOAD_CONCURRENCY
  * part workers on work.upload, one on work.complete and one on
  * work.session.delete. Each thread owns its store connection, database
- * connection, chunkstore.read inbox and part buffer, so part data in memory
- * is at most about part size x (concurrency + 1). */
+ * connection, NATS connection for chunk-log reads and part buffer, so part
+ * data in memory is at most about part size x (concurrency + 2). */
 #include "uploader.h"
 
 #include <stdlib.h>
@@ -21,6 +21,10 @@ static int thread_init(ss_work_item *w)
     it->pg = ss_pg_open(up.svc->database_url);
     if (it->s3 == NULL || it->pg == NULL)
         return -1;
+    /* nats-server serves one connection's requests in order, on one
+     * thread: reads on the shared connection queued behind each other */
+    if (ss_nats_connect(&it->reads, up.svc->nats_url, "r2-uploader-reads") != NATS_OK)
+        return -1;
     ss_s3_conn_set_progress(it->s3, transfer_progress, &it->w);
     return 0;
 }
@@ -30,6 +34,7 @@ static void thread_fini(ss_work_item *w)
     up_item *it = (up_item *)w;
     ss_s3_conn_free(it->s3);
     ss_pg_close(it->pg);
+    ss_nats_close(&it->reads);
     free(it->buf);
 }
 

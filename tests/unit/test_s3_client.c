@@ -1,6 +1,6 @@
 /* test_s3_client.c -- the S3 client (ss_s3_*) against OpenStack Swift's
- * s3api, which verifies SigV4 signatures, the x-amz-content-sha256 of every
- * body and Content-MD5 (tests/harness/swift/), and against a fake server in
+ * s3api, which verifies SigV4 signatures, x-amz-content-sha256 where it is
+ * a hash and Content-MD5 (tests/harness/swift/), and against a fake server in
  * this file for what a real store will not do on demand: refuse, stall,
  * answer 503, send a wrong ETag, an <Error> inside a 200, a huge body. */
 #include "check.h"
@@ -422,6 +422,41 @@ out:
     free(data);
 }
 
+/* 11. Parts go as UNSIGNED-PAYLOAD, so the signed Content-MD5 is what
+ * makes the store check the body: a part whose MD5 is not its body's is
+ * refused (BadDigest, transient: the caller still has the bytes) and not
+ * stored; the same part with its own MD5 then goes through. */
+/* bad-input: S3 client | a part body that does not match its Content-MD5 (damaged on the way) |
+ * transient `BadDigest` from the store, retried | the part is not stored */
+static void test_bad_digest(void)
+{
+    static const char key[] = "tracks/bad-digest.bin";
+    const size_t size = 5 * MIB;
+    ss_s3_part *listed = NULL;
+    ss_s3_digests wrong, right;
+    ss_s3_result res;
+    char id[256], etag[80];
+    size_t nlisted = 0;
+    uint8_t *data = random_bytes(size);
+    if (!CHECK(data != NULL) ||
+        !CHECK_S3(ss_s3_create_multipart(conn, key, "video/webm", id, sizeof id, &res)))
+        goto out;
+    md5_of(data, size, right.md5);
+    data[size / 2] ^= 1; /* the bytes hashed are not the bytes sent */
+    md5_of(data, size, wrong.md5);
+    data[size / 2] ^= 1;
+    CHECK(ss_s3_upload_part_hashed(conn, key, id, 1, data, size, &wrong, etag, &res) != 0);
+    CHECK_EQ_STR(res.code, "BadDigest");
+    CHECK(res.transient);
+    if (CHECK_S3(ss_s3_list_parts(conn, key, id, &listed, &nlisted, &res)))
+        CHECK_EQ_INT(nlisted, 0);
+    CHECK_S3(ss_s3_upload_part_hashed(conn, key, id, 1, data, size, &right, etag, &res));
+    CHECK_S3(ss_s3_abort_multipart(conn, key, id, &res));
+out:
+    free(listed);
+    free(data);
+}
+
 /* 2. ListParts pages of 1 and 2 parts give the same list as one page. */
 static void test_list_parts_paging(void)
 {
@@ -770,6 +805,7 @@ int main(void)
     TEST_RUN(test_connection_refused);
     TEST_RUN(test_stall_and_progress);
     TEST_RUN(test_awkward_key);
+    TEST_RUN(test_bad_digest);
     TEST_RUN(test_fake_answers);
 out:
     conn_done(client, conn);

@@ -17,6 +17,7 @@ typedef struct ss_nats {
     natsConnection *conn; /* owned; NULL until ss_nats_connect() succeeds */
     jsCtx *js;            /* owned JetStream context on conn */
     char name[64];        /* connection name shown by the server (service name) */
+    _Atomic bool closed;  /* nats.c's last callback for conn has run */
 } ss_nats;
 
 /* Connects to `url` (comma-separated list allowed). Returns NATS_OK when the
@@ -45,7 +46,26 @@ natsStatus ss_js_fetch_one(natsSubscription *sub, int wait_ms, natsMsg **msg, js
 natsStatus ss_js_get_seq(jsCtx *js, const char *stream, uint64_t seq, int64_t wait_ms,
                          natsMsg **msg, jsErrCode *jerr) __attribute__((warn_unused_result));
 
-/* Drains (flushes pending publishes) and closes; accepts a zeroed struct. */
+/* Called by ss_js_get_seqs() with the message at seqs[i]; takes ownership
+ * of msg. Returns 0 to go on, anything else to stop. */
+typedef int (*ss_js_got_fn)(void *arg, size_t i, natsMsg *msg);
+
+/* The messages at seqs[0..count) by direct get, with up to `window`
+ * requests in flight on one connection instead of one round trip each;
+ * got() sees them as the replies arrive, which with replicas is not always
+ * in order. A sequence the answering replica has not got is asked of the
+ * leader (ss_js_get_seq) before it counts as missing. wait_ms bounds the
+ * wait for each reply. NATS_OK when got() had them all; NATS_NOT_FOUND
+ * with *missing the index of one that is gone; NATS_ERR when got()
+ * stopped; or the error (NATS_TIMEOUT, ...). Uses the default JetStream
+ * API prefix ($JS.API), as every service's context does. */
+natsStatus ss_js_get_seqs(ss_nats *n, const char *stream, const uint64_t *seqs, size_t count,
+                          int window, int64_t wait_ms, ss_js_got_fn got, void *arg, size_t *missing)
+    __attribute__((warn_unused_result));
+
+/* Drains (flushes pending publishes) and closes; accepts a zeroed struct.
+ * Returns once nats.c has run its last callback on n (at most ~2 s), so
+ * n may then be freed. */
 void ss_nats_close(ss_nats *n);
 
 #endif

@@ -9,9 +9,11 @@
  * not shared between threads: libcurl documents a shared connection cache
  * as unsafe between concurrent threads.
  *
- * Every request is signed by libcurl (CURLOPT_AWS_SIGV4) with the payload's
- * real sha256 in x-amz-content-sha256 (so the store verifies the body), is
- * addressed path-style (endpoint/bucket/key), and fails with a filled
+ * Every request is signed by libcurl (CURLOPT_AWS_SIGV4). UploadPart and
+ * CompleteMultipartUpload carry a signed Content-MD5, which the store
+ * verifies against the body, and go as UNSIGNED-PAYLOAD; the others carry
+ * their real sha256 in x-amz-content-sha256. Requests are
+ * addressed path-style (endpoint/bucket/key), and fail with a filled
  * ss_s3_result that says whether retrying can help. Functions return 0 on
  * success and -1 on failure; nothing is retried here (callers own the retry
  * policy).
@@ -42,7 +44,7 @@ typedef struct ss_s3_client_opts {
 typedef struct ss_s3_result {
     long http_status;  /* 0 when no HTTP answer arrived */
     int curl_code;     /* CURLcode; 0 when the transfer itself worked */
-    bool transient;    /* connection error, timeout, 5xx, 408 or 429: retry */
+    bool transient;    /* connection error, timeout, 5xx, 408, 429, BadDigest: retry */
     char code[64];     /* S3 <Code> (e.g. "NoSuchBucket", "SignatureDoesNotMatch"),
                           or for transport failures "curl_<n>" or "BadETag" */
     char message[512]; /* S3 <Message> or the curl error text; never a secret */
@@ -86,10 +88,9 @@ int ss_s3_upload_part(ss_s3_conn *conn, const char *key, const char *upload_id, 
                       const uint8_t *data, size_t len, char *etag_out, uint8_t *md5_out,
                       ss_s3_result *res);
 
-/* The MD5 and SHA-256 of a body. */
+/* The digests of a body that go in its request (Content-MD5). */
 typedef struct ss_s3_digests {
     uint8_t md5[16];
-    uint8_t sha256[32];
 } ss_s3_digests;
 
 /* ss_s3_upload_part with the body's digests computed by the caller (for
