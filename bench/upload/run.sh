@@ -17,7 +17,8 @@
 #    seashore-send at full speed, r2-uploader NOT running: the track is
 #    durable (ended) in chunk-store, its part work items wait in JetStream.
 # 4. Ours: starts r2-uploader (UPLOAD_CONCURRENCY=4, 8 MiB parts) and times
-#    it from its start until tracks.state = 'complete' (polled every 100 ms);
+#    it from its start until it logs the track uploaded (its log read every 100 ms
+#    with shell builtins) and tracks.state = 'complete';
 #    peak RSS = its VmHWM just before it is stopped; CPU time of r2-uploader,
 #    chunk-store, nats-server and the S3 server over that window. The object
 #    is downloaded and its sha256 compared with the file's.
@@ -498,6 +499,7 @@ NATS_PID="${PIDS[nats-server]}"
 STORE_PID="${PIDS[chunk-store]}"
 log "ours: starting r2-uploader (UPLOAD_CONCURRENCY=$CONCURRENCY, ${PART_SIZE_MIB} MiB parts)"
 store0="$(cpu_ticks "$STORE_PID")" nats0="$(cpu_ticks "$NATS_PID")" s3_0="$(cpu_ticks "${S3_PIDS[@]}")"
+: >"$TMP/r2-uploader.log" # exists before the watch below opens it
 t0="$EPOCHREALTIME"
 start r2-uploader env NATS_URL="$NATS_URL" DATABASE_URL="$DATABASE_URL" OPS_LISTEN="127.0.0.1:$UPLOADER_OPS" \
     R2_ENDPOINT="$S3_ENDPOINT" R2_ACCESS_KEY_ID="$S3_ACCESS_KEY" R2_SECRET_ACCESS_KEY="$S3_SECRET_KEY" \
@@ -507,8 +509,31 @@ UP_PID="${PIDS[r2-uploader]}"
 limit=$((120 + SIZE_MIB)) # seconds: 1 MB/s would be a failure anyway
 deadline=$((SECONDS + limit))
 up_hwm=0
+# The end is watched in r2-uploader's log with shell builtins only: a psql
+# every 100 ms cost about a tenth of a core, which the CLI's run does not
+# pay, on a machine whose two cores the upload keeps busy.
+exec {uplog}<"$TMP/r2-uploader.log"
+partial=""
+uploader_said() { # reads what r2-uploader logged since the last call
+    local line
+    while :; do
+        if IFS= read -r -u "$uplog" line; then
+            line="$partial$line" partial=""
+            case "$line" in
+            *'"msg":"track uploaded"'*) said=uploaded ;;
+            *'"msg":"track upload failed"'*) said=failed ;;
+            esac
+        else
+            partial+="$line" # a line still being written
+            return 0
+        fi
+    done
+}
+said=""
 while :; do
-    state="$(track_state)" || state="?"
+    uploader_said
+    state="?"
+    [ -n "$said" ] && { state="$(track_state)" || state="?"; }
     [ "$state" = complete ] && break
     if [ "$state" = failed ]; then
         failure="$("${PSQL[@]}" -d seashore -c "SELECT failure FROM tracks WHERE id = '$TRACK_ID'")"
@@ -524,6 +549,7 @@ while :; do
     sleep "$POLL_INTERVAL"
 done
 t1="$EPOCHREALTIME"
+exec {uplog}<&-
 up_hwm="$(status_kb "$UP_PID" VmHWM)"
 up_cpu="$(cpu_ticks "$UP_PID")"
 store1="$(cpu_ticks "$STORE_PID")" nats1="$(cpu_ticks "$NATS_PID")" s3_1="$(cpu_ticks "${S3_PIDS[@]}")"
@@ -621,7 +647,7 @@ mkdir -p "$REPORT_DIR"
     printf -- '- S3 server: %s on 127.0.0.1, region %s, path-style\n' "$SERVER_VERSION" "$REGION"
     printf -- '- Track: %s of random bytes, sent beforehand with `seashore-send --chunk-size %s` (%s chunks, %s s, %s MB/s) while r2-uploader was not running\n' \
         "$SIZE_LABEL ($SIZE_BYTES bytes)" "$CHUNK_SIZE" "$CHUNKS" "$SEND_SECONDS" "$SEND_MBS"
-    printf -- '- Ours: `r2-uploader` with `UPLOAD_CONCURRENCY=%s`, chunk-store `UPLOAD_PART_SIZE=%sMiB` (each part read from the chunk log: the index in PostgreSQL, then one JetStream direct get per chunk), `LOG_LEVEL=debug`; timed from its start until `tracks.state` is `complete` (polled every %s s), i.e. CreateMultipartUpload, every part read from the chunk log and uploaded, ListParts, Complete and HEAD\n' \
+    printf -- '- Ours: `r2-uploader` with `UPLOAD_CONCURRENCY=%s`, chunk-store `UPLOAD_PART_SIZE=%sMiB` (each part read from the chunk log: the index in PostgreSQL, then JetStream direct gets, 2 MiB in flight), `LOG_LEVEL=debug`; timed from its start until it logs the track uploaded (its log read every %s s with shell builtins; then `tracks.state` is checked to be `complete`), i.e. CreateMultipartUpload, every part read from the chunk log and uploaded, ListParts, Complete and HEAD\n' \
         "$CONCURRENCY" "$PART_SIZE_MIB" "$POLL_INTERVAL"
     printf -- '- Peer: `%s`; `aws s3 cp --only-show-errors FILE s3://%s/KEY` from the local file (page cache), timed from start to exit; settings: `aws configure set` %s\n' \
         "$AWS_VERSION" "$BUCKET" "$(printf '`%s`, ' "${AWS_SETTINGS[@]:2}" | sed 's/, $//')"
