@@ -131,6 +131,12 @@ void cs_requests_stop(void);
 int cs_retention_start(cs_ctx *cs);
 void cs_retention_stop(void);
 
+/* The tracks of sessions being deleted leave the log and give back their
+ * admission: nothing of them will be uploaded or muxed. Called by the
+ * indexer's sweep, so a chunk that arrives after the delete goes at the
+ * next one. */
+void cs_retention_sweep_deleted(void);
+
 /* track_end.c, read_range.c: bodies of chunkstore.end and chunkstore.read.
  * Fill rep (and text/err); return 0 or -1. */
 struct Seashore__V1__TrackEndRecord;

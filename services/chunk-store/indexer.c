@@ -393,6 +393,7 @@ static void *indexer_main(void *arg)
         int64_t now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
         if (now - last_sweep >= cs->index_sweep_ms) {
             index_sweep(cs);
+            cs_retention_sweep_deleted();
             last_sweep = now;
         }
         natsMsg *msg = NULL;

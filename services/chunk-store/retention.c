@@ -5,8 +5,9 @@
  * (the anchor of the next publish's expected-last-sequence check); when the
  * muxer reports a track done (track.muxed.<id>) and PostgreSQL agrees, the
  * rest goes. While a live muxing job reads the track, the chunks it has not
- * read yet stay too (live_bound). Never driven by the message alone:
- * PostgreSQL decides. */
+ * read yet stay too (live_bound). The tracks of a deleted session go
+ * whole (the indexer's sweep calls cs_retention_sweep_deleted). Never
+ * driven by a message alone: PostgreSQL decides. */
 #include "chunk_store.h"
 
 #include <inttypes.h>
@@ -154,6 +155,54 @@ static void release_all(const char *track_id)
          0);
     cs_admission_release(ctx, track_id);
     ss_log_info("track released from the chunk log", "{s:s}", "track_id", track_id);
+}
+
+/* A deleted session's track: every chunk goes, except the newest of one
+ * still recording (the anchor of ingest's next publish, which a guest who
+ * has not stopped may still make); that one goes at a later sweep. */
+static void release_deleted(const char *track_id)
+{
+    cs_track t;
+    char err[256];
+    if (cs_track_load(ctx->pg_requests, track_id, &t, err, sizeof err) != 0 || !t.found)
+        return;
+    bool recording = strcmp(t.state, "recording") == 0;
+    uint64_t to = recording && t.durable_seq > 0 ? t.durable_seq - 1 : t.durable_seq;
+    uint64_t from = t.purged_seq > 1 ? t.purged_seq : 1;
+    if (delete_range(track_id, 0, to > 0 ? 1 : 0, err, sizeof err) != 0 ||
+        (to > from && delete_range(track_id, from, to, err, sizeof err) != 0)) {
+        ss_log_warn("cannot release a deleted session's track from the chunk log", "{s:s, s:s}",
+                    "track_id", track_id, "error", err);
+        return;
+    }
+    if (recording)
+        mark("UPDATE tracks SET purged_seq = $2::bigint WHERE id = $1 AND purged_seq < $2::bigint",
+             track_id, to);
+    else
+        mark("UPDATE tracks SET log_released = true, purged_seq = $2::bigint WHERE id = $1",
+             track_id, 0);
+    cs_admission_release(ctx, track_id);
+}
+
+void cs_retention_sweep_deleted(void)
+{
+    char err[256];
+    PGresult *r = ss_pg_query(ctx->pg_requests,
+                              "SELECT t.id FROM tracks t JOIN sessions s ON s.id = t.session_id "
+                              "WHERE s.state IN ('deleting', 'deleted') AND NOT t.log_released "
+                              "AND (t.state <> 'recording' OR t.purged_seq + 1 < t.durable_seq) "
+                              "ORDER BY t.id LIMIT 100",
+                              0, NULL, err, sizeof err);
+    if (r == NULL) {
+        ss_log_warn("cannot list deleted sessions' tracks", "{s:s}", "error", err);
+        return;
+    }
+    for (int i = 0; i < PQntuples(r); i++)
+        release_deleted(PQgetvalue(r, i, 0));
+    if (PQntuples(r) > 0)
+        ss_log_info("deleted sessions' tracks released from the chunk log", "{s:i}", "tracks",
+                    PQntuples(r));
+    PQclear(r);
 }
 
 static void on_notice(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *arg)

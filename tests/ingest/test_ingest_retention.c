@@ -9,7 +9,8 @@
  * Releasing a track leaves the other tracks' chunks pending for the
  * stream's consumers. And the log, not the consumer, is the truth: chunks taken from
  * chunk-store's consumer by someone else (as if its state were lost) are
- * indexed from the log by the indexer's sweep, without an End. */
+ * indexed from the log by the indexer's sweep, without an End. A deleted
+ * session's tracks leave the log whole. */
 #include "check.h"
 #include "ingest_stack.h"
 
@@ -290,6 +291,42 @@ static void test_sweep_indexes_what_the_consumer_lost(void)
     free(bin);
 }
 
+/* Deleting a session (token-issuer marks it deleting) releases its tracks
+ * from the log, whatever their upload or mux state: nothing of them will
+ * be uploaded or muxed, and their chunks would hold the log's room
+ * forever. A track still recording (the sweep test's has no End) keeps
+ * only its newest chunk, the anchor of ingest's next publish. Every track
+ * so far is the stack's session's. */
+static void test_deleted_session_leaves_the_log(void)
+{
+    char q[256], *recording = NULL, *v = NULL;
+    snprintf(q, sizeof q,
+             "SELECT count(*) FROM tracks WHERE session_id = '%s' AND state = 'recording'",
+             stack.session_id);
+    if (!CHECK_EQ_INT(harness_pg_exec(&stack.pg, q, &recording), 0) ||
+        !CHECK(stream_msgs() > strtoull(recording, NULL, 10))) {
+        free(recording);
+        return;
+    }
+    uint64_t keep = strtoull(recording, NULL, 10);
+    SQL("UPDATE sessions SET state = 'deleting' WHERE id = '%s'", stack.session_id);
+    uint64_t left = stream_msgs();
+    for (int i = 0; i < 100 && left > keep; i++) { /* the sweep runs every second */
+        usleep(100000);
+        left = stream_msgs();
+    }
+    printf("deleted session: %llu messages left for %llu recording tracks\n",
+           (unsigned long long)left, (unsigned long long)keep);
+    CHECK_EQ_INT(left, keep);
+    snprintf(q, sizeof q,
+             "SELECT count(*) FROM tracks WHERE session_id = '%s' AND NOT log_released",
+             stack.session_id);
+    CHECK_EQ_INT(harness_pg_exec(&stack.pg, q, &v), 0);
+    CHECK_EQ_STR(v, recording);
+    free(v);
+    free(recording);
+}
+
 int main(void)
 {
     if (CHECK_EQ_INT(stack_start(&stack, "test_ingest_retention"), 0) &&
@@ -303,6 +340,7 @@ int main(void)
         TEST_RUN(test_muxed_track_leaves_the_log);
         TEST_RUN(test_release_leaves_other_tracks_pending);
         TEST_RUN(test_sweep_indexes_what_the_consumer_lost);
+        TEST_RUN(test_deleted_session_leaves_the_log); /* last: ends the stack's session */
     }
     jsCtx_Destroy(js);
     natsConnection_Destroy(nc);
