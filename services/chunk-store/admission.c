@@ -18,6 +18,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "seashore/log.h"
 #include "seashore/metrics.h"
@@ -136,6 +137,79 @@ static void on_release_notice(natsConnection *nc, natsSubscription *sub, natsMsg
         !lt.any && cs_track_load(ctx->pg_requests, track_id, &t, err, sizeof err) == 0 && !t.found)
         cs_admission_release(ctx, track_id);
     natsMsg_Destroy(msg);
+}
+
+/* Admissions without a chunk, and since when (this replica's view). */
+#define ORPHANS_MAX 4096
+
+typedef struct orphan {
+    char track_id[SS_UUID_LEN + 1];
+    int64_t since_ms;
+} orphan;
+
+static orphan orphans[ORPHANS_MAX], orphans_next[ORPHANS_MAX];
+static int norphans;
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t orphan_since(const char *track_id, int64_t now)
+{
+    for (int i = 0; i < norphans; i++)
+        if (strcmp(orphans[i].track_id, track_id) == 0)
+            return orphans[i].since_ms;
+    return now;
+}
+
+/* True when the track has no chunk in the index or the log. */
+static bool admission_empty(cs_ctx *cs, const char *track_id)
+{
+    char err[256];
+    cs_track t;
+    cs_log_tail lt;
+    return cs_track_load(cs->pg_index, track_id, &t, err, sizeof err) == 0 && !t.found &&
+           cs_log_tail_read(cs, track_id, &lt, err, sizeof err) == 0 && !lt.any;
+}
+
+void cs_admission_sweep(cs_ctx *cs)
+{
+    jsOptions o;
+    jsStreamInfo *si = NULL;
+    jsErrCode jerr = 0;
+    int nnext = 0, released = 0;
+    int64_t now = now_ms();
+    jsOptions_Init(&o);
+    o.Stream.Info.SubjectsFilter = "admit.*";
+    if (js_GetStreamInfo(&si, cs->js, CS_STREAM_ADMISSION, &o, &jerr) != NATS_OK) {
+        ss_log_warn("cannot list the admitted tracks", "{s:i}", "js_error", (int)jerr);
+        return;
+    }
+    jsStreamStateSubjects *subjects = si->State.Subjects;
+    for (int i = 0; subjects != NULL && i < subjects->Count; i++) {
+        const char *track_id = subjects->List[i].Subject + strlen("admit.");
+        if (!ss_uuid_valid(track_id) || !admission_empty(cs, track_id))
+            continue;
+        int64_t since = orphan_since(track_id, now);
+        if (now - since >= cs->admission_timeout_ms) {
+            cs_admission_release(cs, track_id);
+            released++;
+        } else if (nnext < ORPHANS_MAX) {
+            snprintf(orphans_next[nnext].track_id, sizeof orphans_next[nnext].track_id, "%s",
+                     track_id);
+            orphans_next[nnext++].since_ms = since;
+        }
+    }
+    jsStreamInfo_Destroy(si);
+    memcpy(orphans, orphans_next, sizeof(orphan) * (size_t)nnext);
+    norphans = nnext;
+    if (released > 0)
+        ss_log_warn("admissions without a chunk released (an ingest-recorder died before the "
+                    "first chunk)",
+                    "{s:i}", "tracks", released);
 }
 
 int cs_admission_start(cs_ctx *cs)

@@ -37,8 +37,9 @@ typedef struct cs_ctx {
                            do not queue ingest's requests behind them */
     int64_t log_max_bytes, max_chunk_bytes, part_size, read_max_bytes;
     int64_t replicas, read_threads, index_wait_threads, index_sweep_ms;
-    int64_t max_tracks;  /* CHUNK_LOG_MAX_TRACKS; 0: as many as the log holds */
-    bool keep_committed; /* CHUNK_LOG_KEEP_COMMITTED: release only once muxed */
+    int64_t max_tracks;           /* CHUNK_LOG_MAX_TRACKS; 0: as many as the log holds */
+    int64_t admission_timeout_ms; /* CHUNK_LOG_ADMISSION_TIMEOUT */
+    bool keep_committed;          /* CHUNK_LOG_KEEP_COMMITTED: release only once muxed */
 } cs_ctx;
 
 /* A track's row in PostgreSQL. */
@@ -106,6 +107,12 @@ int64_t cs_admission_tracks(const cs_ctx *cs);
 int cs_admit(cs_ctx *cs, const char *track_id, bool *admitted, char *err, size_t errlen);
 /* The track no longer needs room for a whole part (ended or muxed). */
 void cs_admission_release(cs_ctx *cs, const char *track_id);
+
+/* Admitted tracks with no chunk anywhere (no tracks row, nothing in the
+ * log) for CHUNK_LOG_ADMISSION_TIMEOUT lose their admission: the
+ * ingest-recorder that asked died before its release notice. Called by
+ * the indexer's sweep (its thread, its database connection). */
+void cs_admission_sweep(cs_ctx *cs);
 /* Serves chunkstore.admission.release notices (a new track's connection
  * closed before any chunk was durable). */
 int cs_admission_start(cs_ctx *cs);

@@ -394,6 +394,7 @@ static void *indexer_main(void *arg)
         if (now - last_sweep >= cs->index_sweep_ms) {
             index_sweep(cs);
             cs_retention_sweep_deleted();
+            cs_admission_sweep(cs);
             last_sweep = now;
         }
         natsMsg *msg = NULL;

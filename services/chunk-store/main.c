@@ -28,6 +28,11 @@ static const ss_config_var store_vars[] = {
      "as it can hold a whole upload part for, (CHUNK_LOG_MAX_BYTES - MAX_CHUNK_BYTES) / "
      "(UPLOAD_PART_SIZE * 17/16 + 3 * MAX_CHUNK_BYTES). More than that can deadlock the log",
      &cs.max_tracks},
+    {"CHUNK_LOG_ADMISSION_TIMEOUT", SS_CONFIG_DURATION, false, false, "10m", 1000, 86400000, NULL,
+     "an admitted track with no chunk in the log or index for this long gives its room back "
+     "(its ingest-recorder died between the Hello and the first chunk); looked at with each "
+     "INDEX_SWEEP_INTERVAL",
+     &cs.admission_timeout_ms},
     {"CHUNK_LOG_REPLICAS", SS_CONFIG_INT, false, false, "1", 1, 5, NULL,
      "JetStream replicas of the CHUNKS and WORK streams (3 on Kubernetes)", &cs.replicas},
     {"MAX_CHUNK_BYTES", SS_CONFIG_SIZE, false, false, "1MiB", 1024, 16 << 20, NULL,

@@ -27,7 +27,8 @@
 
 #define CHUNK 65536
 
-static ingest_stack stack = {.extra_env = {"INDEX_SWEEP_INTERVAL=1s"}};
+static ingest_stack stack = {
+    .extra_env = {"INDEX_SWEEP_INTERVAL=1s", "CHUNK_LOG_ADMISSION_TIMEOUT=2s"}};
 static char media[1024], track[37];
 static natsConnection *nc;
 static jsCtx *js;
@@ -291,6 +292,41 @@ static void test_sweep_indexes_what_the_consumer_lost(void)
     free(bin);
 }
 
+static bool admitted(const char *track_id)
+{
+    char subject[64];
+    natsMsg *m = NULL;
+    snprintf(subject, sizeof subject, "admit.%s", track_id);
+    natsStatus s = js_GetLastMsg(&m, js, "ADMISSION", subject, NULL, NULL);
+    natsMsg_Destroy(m);
+    return s == NATS_OK;
+}
+
+/* An ingest-recorder that dies between the admission and the first chunk
+ * never sends its release notice: chunk-store's sweep gives the room back
+ * once the admitted track has had no chunk anywhere for
+ * CHUNK_LOG_ADMISSION_TIMEOUT (2 s here). The sweep test's track, still
+ * recording, keeps its admission. */
+static void test_orphan_admission_released(void)
+{
+    const char *orphan = "9e4b7c21-3f5a-4d8e-b6a0-c1d2e3f4a5b6";
+    const char *recording = "5b0c2d9e-7a41-4f6b-9c3e-2d8f1a6b4c70";
+    char subject[64];
+    jsPubAck *pa = NULL;
+    snprintf(subject, sizeof subject, "admit.%s", orphan);
+    CHECK_EQ_INT(js_Publish(&pa, js, subject, orphan, (int)strlen(orphan), NULL, NULL), NATS_OK);
+    jsPubAck_Destroy(pa);
+    CHECK(admitted(orphan));
+    CHECK(admitted(recording));
+    bool gone = false;
+    for (int i = 0; i < 100 && !gone; i++) {
+        usleep(100000);
+        gone = !admitted(orphan);
+    }
+    CHECK(gone);
+    CHECK(admitted(recording));
+}
+
 /* Deleting a session (token-issuer marks it deleting) releases its tracks
  * from the log, whatever their upload or mux state: nothing of them will
  * be uploaded or muxed, and their chunks would hold the log's room
@@ -340,6 +376,7 @@ int main(void)
         TEST_RUN(test_muxed_track_leaves_the_log);
         TEST_RUN(test_release_leaves_other_tracks_pending);
         TEST_RUN(test_sweep_indexes_what_the_consumer_lost);
+        TEST_RUN(test_orphan_admission_released);
         TEST_RUN(test_deleted_session_leaves_the_log); /* last: ends the stack's session */
     }
     jsCtx_Destroy(js);
