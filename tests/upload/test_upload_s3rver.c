@@ -1,10 +1,15 @@
 /* test_upload_s3rver.c -- the store of `make dev` is s3rver, which has no
  * ListParts: a recording still ends up byte-exact in its bucket (the
- * uploader completes with the ETags recorded in PostgreSQL). */
+ * uploader completes with the ETags recorded in PostgreSQL). And s3rver
+ * answers a CompleteMultipartUpload repeated after a lost answer with a
+ * 500 for ever: the uploader must see that the object is whole (HEAD). */
 #include "check.h"
 #include "upload_util.h"
 
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #define MEDIA_BYTES ((long)UP_PART + 99999)
 
@@ -26,6 +31,78 @@ static void test_dev_store_upload(void)
     CHECK(up_object_matches(&stack, track, media));
 }
 
+static pid_t proxy_pid;
+static char endpoint_env[128], control[1024];
+
+/* A fault proxy (tests/harness/fault_proxy.mjs) in front of s3rver that
+ * spoils nothing until the control file says so, and then only POSTs, by
+ * cutting their answers after s3rver has finished them. r2-uploader is
+ * restarted to go through it. */
+static int proxy_start(void)
+{
+    char listen[32], target[64];
+    int port = harness_free_port();
+    const char *host = strstr(stack.s3.endpoint, "://");
+    snprintf(listen, sizeof listen, "127.0.0.1:%d", port);
+    snprintf(target, sizeof target, "%s", host ? host + 3 : stack.s3.endpoint);
+    snprintf(control, sizeof control, "%s/proxy-control.json", harness_dir(stack.h));
+    char *script = harness_source_path("tests/harness/fault_proxy.mjs");
+    char *argv[] = {"node",           script, "--listen",       listen,  "--target", target,
+                    "--seed",         "1",    "--fault-rate",   "0",     "--faults", "truncate",
+                    "--only-methods", "POST", "--control-file", control, NULL};
+    proxy_pid = stack_spawn(&stack, "fault-proxy", argv);
+    free(script);
+    if (proxy_pid <= 0 || harness_wait_port(port, 20000) != 0 ||
+        stack_stop_service(&stack, &stack.uploader_pid, "r2-uploader") != 0)
+        return -1;
+    snprintf(endpoint_env, sizeof endpoint_env, "R2_ENDPOINT=http://127.0.0.1:%d", port);
+    stack.uploader_env[0] = endpoint_env;
+    return stack_start_uploader(&stack) > 0 ? 0 : -1;
+}
+
+/* The answer to CompleteMultipartUpload is lost after s3rver completed the
+ * object; its next Complete gets a 500 for ever. The track still completes
+ * (the object is found whole) and the object is byte-exact. */
+static void test_lost_complete_answer(void)
+{
+    char media[1024], track[37], sql[256];
+    CHECK_EQ_INT(
+        up_make_media(&stack, "three-parts.bin", (long)UP_PART * 3 + 4242, media, sizeof media), 0);
+    if (!CHECK_EQ_INT(proxy_start(), 0))
+        return;
+    pid_t pid = up_send_track(&stack, "send-lost", media, 4, NULL, NULL, NULL, track);
+    if (!CHECK(pid > 0))
+        return;
+    /* the upload exists (its POST went through): from now on POSTs, i.e.
+     * the Complete, lose their answers */
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM uploads WHERE track_id = '%s'", track);
+    CHECK(up_wait_sql(&stack, sql, "1", 60000, NULL, 0));
+    FILE *f = fopen(control, "w");
+    CHECK(f != NULL && fputs("{\"fault_rate\":1}", f) >= 0);
+    if (f)
+        fclose(f);
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM tracks WHERE id = '%s' AND state = 'ended'",
+             track);
+    CHECK(up_wait_sql(&stack, sql, "1", 60000, NULL, 0)); /* the Complete comes after */
+    CHECK_EQ_INT(up_send_wait(&stack, pid, 60000), 0);
+    snprintf(sql, sizeof sql, "SELECT state FROM tracks WHERE id = '%s'", track);
+    CHECK(up_wait_sql(&stack, sql, "complete", 60000, NULL, 0));
+    CHECK(up_object_matches(&stack, track, media));
+    harness_signal(stack.h, proxy_pid, SIGTERM);
+    harness_wait_exit(stack.h, proxy_pid, 10000, NULL);
+    char *log = stack_log(&stack, "fault-proxy");
+    const char *cut = log ? strstr(log, "\"fault\":\"truncate\"") : NULL;
+    CHECK(cut != NULL); /* a Complete did lose its answer */
+    if (cut) {
+        const char *line = cut;
+        while (line > log && line[-1] != '\n')
+            line--;
+        CHECK(strncmp(line, "{", 1) == 0 && strstr(line, "\"method\":\"POST\"") != NULL &&
+              strstr(line, "uploadId=") != NULL && strstr(line, "uploadId=") < cut);
+    }
+    free(log);
+}
+
 int main(void)
 {
     if (stack_start(&stack, "test_upload_s3rver") != 0) {
@@ -34,6 +111,7 @@ int main(void)
         return 1;
     }
     TEST_RUN(test_dev_store_upload);
+    TEST_RUN(test_lost_complete_answer);
     CHECK_EQ_INT(stack_stop(&stack), 0);
     return check_finish();
 }
