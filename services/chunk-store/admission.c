@@ -17,11 +17,12 @@
 #include "chunk_store.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "seashore/log.h"
 #include "seashore/metrics.h"
+#include "seashore/work.h"
 
 static cs_ctx *ctx;
 static ss_metric *m_refused;
@@ -126,15 +127,29 @@ void cs_admission_release(cs_ctx *cs, const char *track_id)
 /* A new track's connection closed before any chunk was durable: its
  * admission goes unless the log (or the index) has a chunk of it after
  * all (a publish that landed as the connection went). */
+static bool log_empty(cs_ctx *cs, const char *track_id)
+{
+    char err[256];
+    cs_log_tail lt;
+    return cs_log_tail_read(cs, track_id, &lt, err, sizeof err) == 0 && !lt.any;
+}
+
+/* No chunk of the track anywhere: none in the log, no row in the index
+ * (chunk 0 creates it). */
+static bool admission_empty(cs_ctx *cs, ss_pg *pg, const char *track_id)
+{
+    char err[256];
+    cs_track t;
+    return cs_track_load(pg, track_id, &t, err, sizeof err) == 0 && !t.found &&
+           log_empty(cs, track_id);
+}
+
 static void on_release_notice(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *arg)
 {
-    char track_id[SS_UUID_LEN + 1], err[256];
-    cs_log_tail lt;
-    cs_track t;
+    char track_id[SS_UUID_LEN + 1];
     (void)nc, (void)sub, (void)arg;
     snprintf(track_id, sizeof track_id, "%.*s", natsMsg_GetDataLength(msg), natsMsg_GetData(msg));
-    if (ss_uuid_valid(track_id) && cs_log_tail_read(ctx, track_id, &lt, err, sizeof err) == 0 &&
-        !lt.any && cs_track_load(ctx->pg_requests, track_id, &t, err, sizeof err) == 0 && !t.found)
+    if (ss_uuid_valid(track_id) && admission_empty(ctx, ctx->pg_requests, track_id))
         cs_admission_release(ctx, track_id);
     natsMsg_Destroy(msg);
 }
@@ -150,13 +165,6 @@ typedef struct orphan {
 static orphan orphans[ORPHANS_MAX], orphans_next[ORPHANS_MAX];
 static int norphans;
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static int64_t orphan_since(const char *track_id, int64_t now)
 {
     for (int i = 0; i < norphans; i++)
@@ -165,14 +173,32 @@ static int64_t orphan_since(const char *track_id, int64_t now)
     return now;
 }
 
-/* True when the track has no chunk in the index or the log. */
-static bool admission_empty(cs_ctx *cs, const char *track_id)
+/* The admitted tracks (subjects admit.<id>) that have no row in the index,
+ * in one query rather than one per track: the sweep runs on the indexer's
+ * thread. NULL on a database error. */
+static PGresult *admitted_without_row(cs_ctx *cs, const jsStreamStateSubjects *subjects)
 {
     char err[256];
-    cs_track t;
-    cs_log_tail lt;
-    return cs_track_load(cs->pg_index, track_id, &t, err, sizeof err) == 0 && !t.found &&
-           cs_log_tail_read(cs, track_id, &lt, err, sizeof err) == 0 && !lt.any;
+    size_t cap = (size_t)subjects->Count * (SS_UUID_LEN + 1) + 3, len = 0;
+    char *ids = malloc(cap);
+    if (ids == NULL)
+        return NULL;
+    ids[len++] = '{';
+    for (int i = 0; i < subjects->Count; i++) {
+        const char *id = subjects->List[i].Subject + strlen("admit.");
+        if (ss_uuid_valid(id))
+            len += (size_t)snprintf(ids + len, cap - len, "%s%s", len > 1 ? "," : "", id);
+    }
+    snprintf(ids + len, cap - len, "}");
+    const char *params[] = {ids};
+    PGresult *r = ss_pg_query(cs->pg_index,
+                              "SELECT a.id::text FROM unnest($1::uuid[]) AS a(id) "
+                              "WHERE NOT EXISTS (SELECT 1 FROM tracks t WHERE t.id = a.id)",
+                              1, params, err, sizeof err);
+    if (r == NULL)
+        ss_log_warn("cannot look up the admitted tracks", "{s:s}", "error", err);
+    free(ids);
+    return r;
 }
 
 void cs_admission_sweep(cs_ctx *cs)
@@ -181,17 +207,21 @@ void cs_admission_sweep(cs_ctx *cs)
     jsStreamInfo *si = NULL;
     jsErrCode jerr = 0;
     int nnext = 0, released = 0;
-    int64_t now = now_ms();
+    int64_t now = ss_work_now_ms();
     jsOptions_Init(&o);
     o.Stream.Info.SubjectsFilter = "admit.*";
     if (js_GetStreamInfo(&si, cs->js, CS_STREAM_ADMISSION, &o, &jerr) != NATS_OK) {
         ss_log_warn("cannot list the admitted tracks", "{s:i}", "js_error", (int)jerr);
         return;
     }
-    jsStreamStateSubjects *subjects = si->State.Subjects;
-    for (int i = 0; subjects != NULL && i < subjects->Count; i++) {
-        const char *track_id = subjects->List[i].Subject + strlen("admit.");
-        if (!ss_uuid_valid(track_id) || !admission_empty(cs, track_id))
+    PGresult *r = NULL;
+    if (si->State.Subjects != NULL && (r = admitted_without_row(cs, si->State.Subjects)) == NULL) {
+        jsStreamInfo_Destroy(si); /* keep what the last sweeps saw */
+        return;
+    }
+    for (int i = 0; r != NULL && i < PQntuples(r); i++) {
+        const char *track_id = PQgetvalue(r, i, 0);
+        if (!log_empty(cs, track_id)) /* no row, but a chunk on its way to the index */
             continue;
         int64_t since = orphan_since(track_id, now);
         if (now - since >= cs->admission_timeout_ms) {
@@ -203,6 +233,7 @@ void cs_admission_sweep(cs_ctx *cs)
             orphans_next[nnext++].since_ms = since;
         }
     }
+    PQclear(r);
     jsStreamInfo_Destroy(si);
     memcpy(orphans, orphans_next, sizeof(orphan) * (size_t)nnext);
     norphans = nnext;

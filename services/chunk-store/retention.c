@@ -134,6 +134,25 @@ static bool muxed_in_db(const char *track_id)
  * subject purge: nats-server 2.9 moves every consumer of the stream past
  * the purge, so the indexer's consumer skipped other tracks' chunks that
  * were not delivered yet. */
+/* Chunk 0 and chunks [purged_seq, to) leave the log: the ones between are
+ * gone already. */
+static int delete_up_to(const char *track_id, const cs_track *t, uint64_t to, char *err,
+                        size_t errlen)
+{
+    uint64_t from = t->purged_seq > 1 ? t->purged_seq : 1;
+    if (to > 0 && delete_range(track_id, 0, 1, err, errlen) != 0)
+        return -1;
+    return to > from ? delete_range(track_id, from, to, err, errlen) : 0;
+}
+
+/* Nothing of the track is left in the log: recorded, and its room given back. */
+static void mark_released(const char *track_id)
+{
+    mark("UPDATE tracks SET log_released = true, purged_seq = $2::bigint WHERE id = $1", track_id,
+         0);
+    cs_admission_release(ctx, track_id);
+}
+
 static void release_all(const char *track_id)
 {
     cs_track t;
@@ -144,16 +163,12 @@ static void release_all(const char *track_id)
         return;
     }
     if (cs_track_load(ctx->pg_requests, track_id, &t, err, sizeof err) != 0 || !t.found ||
-        delete_range(track_id, 0, 1, err, sizeof err) != 0 ||
-        delete_range(track_id, t.purged_seq > 1 ? t.purged_seq : 1, t.durable_seq, err,
-                     sizeof err) != 0) {
+        delete_up_to(track_id, &t, t.durable_seq, err, sizeof err) != 0) {
         ss_log_warn("cannot release a muxed track from the chunk log", "{s:s, s:s}", "track_id",
                     track_id, "error", err);
         return;
     }
-    mark("UPDATE tracks SET log_released = true, purged_seq = $2::bigint WHERE id = $1", track_id,
-         0);
-    cs_admission_release(ctx, track_id);
+    mark_released(track_id);
     ss_log_info("track released from the chunk log", "{s:s}", "track_id", track_id);
 }
 
@@ -168,19 +183,17 @@ static void release_deleted(const char *track_id)
         return;
     bool recording = strcmp(t.state, "recording") == 0;
     uint64_t to = recording && t.durable_seq > 0 ? t.durable_seq - 1 : t.durable_seq;
-    uint64_t from = t.purged_seq > 1 ? t.purged_seq : 1;
-    if (delete_range(track_id, 0, to > 0 ? 1 : 0, err, sizeof err) != 0 ||
-        (to > from && delete_range(track_id, from, to, err, sizeof err) != 0)) {
+    if (delete_up_to(track_id, &t, to, err, sizeof err) != 0) {
         ss_log_warn("cannot release a deleted session's track from the chunk log", "{s:s, s:s}",
                     "track_id", track_id, "error", err);
         return;
     }
-    if (recording)
-        mark("UPDATE tracks SET purged_seq = $2::bigint WHERE id = $1 AND purged_seq < $2::bigint",
-             track_id, to);
-    else
-        mark("UPDATE tracks SET log_released = true, purged_seq = $2::bigint WHERE id = $1",
-             track_id, 0);
+    if (!recording) {
+        mark_released(track_id);
+        return;
+    }
+    mark("UPDATE tracks SET purged_seq = $2::bigint WHERE id = $1 AND purged_seq < $2::bigint",
+         track_id, to);
     cs_admission_release(ctx, track_id);
 }
 

@@ -28,21 +28,12 @@ static char endpoint_env[128];
 
 static int proxy_start(void)
 {
-    char listen[32], target[64];
-    int port = harness_free_port();
-    const char *host = strstr(stack.s3.endpoint, "://");
-    snprintf(listen, sizeof listen, "127.0.0.1:%d", port);
-    snprintf(target, sizeof target, "%s", host ? host + 3 : stack.s3.endpoint);
-    char *script = harness_source_path("tests/harness/fault_proxy.mjs");
-    char *argv[] = {"node",         script,  "--listen", listen,
-                    "--target",     target,  "--seed",   seed,
-                    "--fault-rate", "0.5",   "--faults", "500,503,reset,stall,slow,truncate",
-                    "--stall-ms",   "30000", NULL};
-    proxy_pid = stack_spawn(&stack, "fault-proxy", argv);
-    free(script);
-    snprintf(endpoint_env, sizeof endpoint_env, "R2_ENDPOINT=http://127.0.0.1:%d", port);
+    const char *opts[] = {"--seed",     seed,       "--fault-rate",
+                          "0.5",        "--faults", "500,503,reset,stall,slow,truncate",
+                          "--stall-ms", "30000",    NULL};
+    proxy_pid = up_fault_proxy_start(&stack, opts, endpoint_env, sizeof endpoint_env);
     stack.uploader_env[4] = endpoint_env;
-    return proxy_pid > 0 ? harness_wait_port(port, 20000) : -1;
+    return proxy_pid > 0 ? 0 : -1;
 }
 
 /* How many requests the proxy spoiled, from its summary line. */

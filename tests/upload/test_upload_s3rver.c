@@ -40,22 +40,13 @@ static char endpoint_env[128], control[1024];
  * restarted to go through it. */
 static int proxy_start(void)
 {
-    char listen[32], target[64];
-    int port = harness_free_port();
-    const char *host = strstr(stack.s3.endpoint, "://");
-    snprintf(listen, sizeof listen, "127.0.0.1:%d", port);
-    snprintf(target, sizeof target, "%s", host ? host + 3 : stack.s3.endpoint);
     snprintf(control, sizeof control, "%s/proxy-control.json", harness_dir(stack.h));
-    char *script = harness_source_path("tests/harness/fault_proxy.mjs");
-    char *argv[] = {"node",           script, "--listen",       listen,  "--target", target,
-                    "--seed",         "1",    "--fault-rate",   "0",     "--faults", "truncate",
-                    "--only-methods", "POST", "--control-file", control, NULL};
-    proxy_pid = stack_spawn(&stack, "fault-proxy", argv);
-    free(script);
-    if (proxy_pid <= 0 || harness_wait_port(port, 20000) != 0 ||
-        stack_stop_service(&stack, &stack.uploader_pid, "r2-uploader") != 0)
+    const char *opts[] = {
+        "--seed",         "1",    "--fault-rate",   "0",     "--faults", "truncate",
+        "--only-methods", "POST", "--control-file", control, NULL};
+    proxy_pid = up_fault_proxy_start(&stack, opts, endpoint_env, sizeof endpoint_env);
+    if (proxy_pid <= 0 || stack_stop_service(&stack, &stack.uploader_pid, "r2-uploader") != 0)
         return -1;
-    snprintf(endpoint_env, sizeof endpoint_env, "R2_ENDPOINT=http://127.0.0.1:%d", port);
     stack.uploader_env[0] = endpoint_env;
     return stack_start_uploader(&stack) > 0 ? 0 : -1;
 }

@@ -135,3 +135,22 @@ bool up_object_matches(ingest_stack *s, const char *track_id, const char *file)
     }
     return true;
 }
+
+pid_t up_fault_proxy_start(ingest_stack *s, const char *const *opts, char *endpoint_env, size_t len)
+{
+    char listen[32], target[64];
+    char *argv[32] = {"node",     harness_source_path("tests/harness/fault_proxy.mjs"),
+                      "--listen", listen,
+                      "--target", target};
+    int port = harness_free_port(), n = 6;
+    const char *host = strstr(s->s3.endpoint, "://");
+    snprintf(listen, sizeof listen, "127.0.0.1:%d", port);
+    snprintf(target, sizeof target, "%s", host ? host + 3 : s->s3.endpoint);
+    for (int i = 0; opts[i] != NULL && n < 31; i++)
+        argv[n++] = (char *)opts[i];
+    argv[n] = NULL;
+    pid_t pid = stack_spawn(s, "fault-proxy", argv);
+    free(argv[1]);
+    snprintf(endpoint_env, len, "R2_ENDPOINT=http://127.0.0.1:%d", port);
+    return pid > 0 && harness_wait_port(port, 20000) == 0 ? pid : -1;
+}

@@ -41,6 +41,13 @@ pid_t up_send_track(ingest_stack *s, const char *name, const char *file, int rat
                     const char *session_id, const char *participant_id, const char *const *extra,
                     char *track_id);
 
+/* Starts tests/harness/fault_proxy.mjs in front of the stack's S3 store
+ * with the given options (NULL ended; --listen and --target are added) and
+ * waits for its port; writes "R2_ENDPOINT=<the proxy>" to endpoint_env.
+ * The pid, or -1. */
+pid_t up_fault_proxy_start(ingest_stack *s, const char *const *opts, char *endpoint_env,
+                           size_t len);
+
 /* The raw object's sha256 equals the file's. */
 bool up_object_matches(ingest_stack *s, const char *track_id, const char *file);
 
