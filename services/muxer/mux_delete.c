@@ -1,11 +1,14 @@
 /* mux_delete.c -- SessionDelete: the session's editor files and manifest
- * leave the store. Idempotent: deleting a missing key succeeds. */
+ * leave the store, then that share of the deletion is recorded (r2-uploader
+ * records the other; the second makes the session deleted). Idempotent:
+ * deleting a missing key succeeds. */
 #include "muxer.h"
 
 #include <stdio.h>
 #include <string.h>
 
 #include "seashore/log.h"
+#include "seashore/session.h"
 #include "seashore/v1/work.pb-c.h"
 
 /* 0, -1 failed for good (logged), -2 draining. */
@@ -60,6 +63,9 @@ ss_work_verdict mx_handle_session_delete(mx_worker *wk, const uint8_t *data, siz
             v = SS_WORK_ABANDON;
         failed += rc == -1;
     }
+    if (v == SS_WORK_DONE && failed == 0 &&
+        ss_session_removed(wk->pg, &wk->w, m->session_id, SS_SESSION_FILES_REMOVED) != 0)
+        v = SS_WORK_ABANDON;
     if (v == SS_WORK_DONE)
         ss_log_info("deleted session's editor files removed", "{s:s, s:i, s:i}", "session_id",
                     m->session_id, "objects", PQntuples(r), "failed", failed);

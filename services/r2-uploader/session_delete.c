@@ -1,12 +1,14 @@
 /* session_delete.c -- SessionDelete: abort the session's multipart uploads
- * and delete its raw objects. Idempotent: a redelivery finds the uploads
- * aborted and the objects gone. */
+ * and delete its raw objects, then record that share of the deletion (the
+ * muxer records the other; the second makes the session deleted).
+ * Idempotent: a redelivery finds the uploads aborted and the objects gone. */
 #include "uploader.h"
 
 #include <stdio.h>
 #include <string.h>
 
 #include "seashore/log.h"
+#include "seashore/session.h"
 #include "seashore/v1/work.pb-c.h"
 
 /* Aborts one upload and deletes its object. 0, -1 failed for good (logged;
@@ -89,7 +91,7 @@ ss_work_verdict up_handle_session_delete(up_item *it, const uint8_t *data, size_
                     "session_id", d->session_id);
         goto out;
     }
-    int removed = 0;
+    int removed = 0, failed = 0;
     for (int i = 0; i < PQntuples(r) && v == SS_WORK_DONE; i++) {
         if (PQgetisnull(r, i, 0))
             continue; /* a track without an upload */
@@ -101,9 +103,14 @@ ss_work_verdict up_handle_session_delete(up_item *it, const uint8_t *data, size_
         if (rc == -2)
             v = SS_WORK_ABANDON;
         removed += rc == 0;
+        failed += rc == -1;
     }
-    ss_log_info("session's uploads aborted and raw objects deleted", "{s:s, s:i}", "session_id",
-                d->session_id, "uploads", removed);
+    if (v == SS_WORK_DONE && failed == 0 &&
+        ss_session_removed(it->pg, &it->w, d->session_id, SS_SESSION_RAW_REMOVED) != 0)
+        v = SS_WORK_ABANDON;
+    if (v == SS_WORK_DONE)
+        ss_log_info("session's uploads aborted and raw objects deleted", "{s:s, s:i, s:i}",
+                    "session_id", d->session_id, "uploads", removed, "failed", failed);
 out:
     PQclear(r);
     seashore__v1__session_delete__free_unpacked(d, NULL);

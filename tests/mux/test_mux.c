@@ -309,7 +309,8 @@ static void test_two_participants_aligned(void)
 }
 
 /* Deleting a session through the API removes its editor files and its
- * manifest from the store. */
+ * manifest from the store; once the uploader and the muxer have both done
+ * their share the session is deleted: gone from the API (404). */
 static void test_session_delete(void)
 {
     char media[1024], track[37], sql[512], keys[4][512], v[64];
@@ -353,6 +354,15 @@ static void test_session_delete(void)
         free(api_key);
         for (int i = 0; i < n; i++)
             CHECK(mt_wait_object_gone(&stack, keys[i], 60000));
+        snprintf(sql, sizeof sql,
+                 "SELECT state || ' ' || (deleted_at IS NOT NULL) FROM sessions WHERE id = '%s'",
+                 session);
+        CHECK(up_wait_sql(&stack, sql, "deleted true", 60000, v, sizeof v));
+        char path[128];
+        long status = 0;
+        snprintf(path, sizeof path, "/v1/sessions/%s", session);
+        json_decref(mt_api_get(&stack, path, &status));
+        CHECK_EQ_INT(status, 404);
     }
     free(session);
     free(participant);

@@ -369,6 +369,13 @@ static void test_session_delete_aborts_upload(void)
         free(api_key);
         sqlf(sql, sizeof sql, "SELECT state FROM uploads WHERE track_id = '%s'", track);
         CHECK(up_wait_sql(&stack, sql, "aborted", WAIT_MS, NULL, 0));
+        /* the uploader's share is recorded; no muxer runs here, so the
+         * editor files' share is not, and the session stays deleting */
+        sqlf(sql, sizeof sql,
+             "SELECT state || ' ' || (raw_removed_at IS NOT NULL) || ' ' || "
+             "(files_removed_at IS NOT NULL) FROM sessions WHERE id = '%s'",
+             session);
+        CHECK(up_wait_sql(&stack, sql, "deleting true false", WAIT_MS, NULL, 0));
         ss_s3_client *c = stack_s3_client(&stack);
         ss_s3_conn *conn = c ? ss_s3_conn_new(c) : NULL;
         ss_s3_part *parts = NULL;
