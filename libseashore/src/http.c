@@ -46,14 +46,13 @@ static int listen_addr(const char *listen, struct sockaddr_storage *addr, unsign
 struct MHD_Daemon *ss_http_start(const char *listen, MHD_AccessHandlerCallback handler, void *cls,
                                  unsigned max_connections, unsigned timeout_s, int *port_out)
 {
-    return ss_http_start_with_cleanup(listen, handler, cls, NULL, max_connections, timeout_s,
-                                      port_out);
+    return ss_http_start_pool(listen, handler, cls, NULL, 1, max_connections, timeout_s, port_out);
 }
 
-struct MHD_Daemon *ss_http_start_with_cleanup(const char *listen, MHD_AccessHandlerCallback handler,
-                                              void *cls, MHD_RequestCompletedCallback cleanup,
-                                              unsigned max_connections, unsigned timeout_s,
-                                              int *port_out)
+struct MHD_Daemon *ss_http_start_pool(const char *listen, MHD_AccessHandlerCallback handler,
+                                      void *cls, MHD_RequestCompletedCallback cleanup,
+                                      unsigned threads, unsigned max_connections,
+                                      unsigned timeout_s, int *port_out)
 {
     struct sockaddr_storage addr;
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_USE_ERROR_LOG;
@@ -62,12 +61,17 @@ struct MHD_Daemon *ss_http_start_with_cleanup(const char *listen, MHD_AccessHand
                      listen);
         return NULL;
     }
+    /* a pool of 1 is no pool, and libmicrohttpd warns about it */
+    struct MHD_OptionItem pool[] = {
+        {threads > 1 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END, (intptr_t)threads, NULL},
+        {MHD_OPTION_END, 0, NULL},
+    };
     /* The logger goes first so that every later option's complaint reaches it. */
     struct MHD_Daemon *d = MHD_start_daemon(
         flags, 0, NULL, NULL, handler, cls, MHD_OPTION_EXTERNAL_LOGGER, log_mhd_error, NULL,
         MHD_OPTION_SOCK_ADDR, &addr, MHD_OPTION_CONNECTION_LIMIT, max_connections,
         MHD_OPTION_CONNECTION_TIMEOUT, timeout_s, MHD_OPTION_NOTIFY_COMPLETED, cleanup, NULL,
-        MHD_OPTION_END);
+        MHD_OPTION_ARRAY, pool, MHD_OPTION_END);
     if (!d) {
         ss_log_error("http server: cannot listen", "{s:s}", "listen", listen);
         return NULL;

@@ -50,7 +50,7 @@ static int query_json(const char *sql, int n, const char *const *params, json_t 
 {
     char err[256];
     *out = NULL;
-    PGresult *r = ss_pg_query(api_cfg.svc->pg, sql, n, params, err, sizeof err);
+    PGresult *r = ss_pg_query(api_pg(), sql, n, params, err, sizeof err);
     if (r == NULL)
         return -1;
     if (PQntuples(r) >= 1 && !PQgetisnull(r, 0, 0))

@@ -48,6 +48,10 @@ enum MHD_Result api_reply_error(struct MHD_Connection *conn, unsigned status, co
 enum MHD_Result api_handle(struct MHD_Connection *conn, const char *method, const char *url,
                            const api_request *req);
 
+/* api_db.c: the calling thread's own database connection (opened on first
+ * use, closed when the thread exits). */
+ss_pg *api_pg(void);
+
 /* auth.c: 0 and *caller filled, or -1 (reply already queued in *result). */
 int api_authenticate(struct MHD_Connection *conn, api_caller *caller, enum MHD_Result *result);
 /* `token-issuer create-api-key --email E --name N`: prints the new key. */

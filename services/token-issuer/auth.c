@@ -59,7 +59,7 @@ int api_authenticate(struct MHD_Connection *conn, api_caller *caller, enum MHD_R
         return unauthorized(conn, result, "Authorization is not \"Bearer ssk_<prefix>_<secret>\"");
     EVP_Digest(h + 7, strlen(h + 7), digest, NULL, EVP_sha256(), NULL);
     const char *params[] = {prefix};
-    PGresult *r = ss_pg_query_bin(api_cfg.svc->pg,
+    PGresult *r = ss_pg_query_bin(api_pg(),
                                   "SELECT host_id::text::bytea, key_hash FROM api_keys "
                                   "WHERE prefix = $1 AND revoked_at IS NULL",
                                   1, params, NULL, NULL, 1, err, sizeof err);

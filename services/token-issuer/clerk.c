@@ -20,7 +20,7 @@ static int host_for_clerk_user(const char *user_id, char host_id[SS_UUID_LEN + 1
     char err[256];
     const char *params[] = {user_id};
     PGresult *r =
-        ss_pg_query(api_cfg.svc->pg,
+        ss_pg_query(api_pg(),
                     "INSERT INTO hosts (clerk_user_id) VALUES ($1) ON CONFLICT "
                     "(clerk_user_id) DO UPDATE SET clerk_user_id = EXCLUDED.clerk_user_id "
                     "RETURNING id",
@@ -94,7 +94,7 @@ static enum MHD_Result upsert_user(struct MHD_Connection *conn, json_t *data)
     snprintf(name, sizeof name, "%s%s%s", first ? first : "", first && last ? " " : "",
              last ? last : "");
     const char *params[] = {id, email, name};
-    PGresult *r = ss_pg_query(api_cfg.svc->pg,
+    PGresult *r = ss_pg_query(api_pg(),
                               "INSERT INTO hosts (clerk_user_id, email, display_name) VALUES ($1, "
                               "$2, nullif($3, '')) ON CONFLICT (clerk_user_id) DO UPDATE SET "
                               "email = coalesce(EXCLUDED.email, hosts.email), display_name = "

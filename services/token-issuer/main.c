@@ -16,10 +16,15 @@
 #define HTTP_TIMEOUT_S       30
 
 static const char *http_listen, *web_root;
+static int64_t http_threads;
 
 static const ss_config_var token_issuer_vars[] = {
     {"HTTP_LISTEN", SS_CONFIG_LISTEN, false, false, "0.0.0.0:8080", 0, 0, NULL,
      "host:port of the HTTP/JSON API and the studio page", &http_listen},
+    {"API_THREADS", SS_CONFIG_INT, false, false, "4", 1, 64, NULL,
+     "threads serving the HTTP API, each with its own PostgreSQL connection (a request waiting "
+     "on the database holds up only its own thread's connections)",
+     &http_threads},
     {"WEB_ROOT", SS_CONFIG_STRING, false, false, "web", 0, 0, NULL,
      "directory of the studio web app's static files", &web_root},
     {"INGEST_TOKEN_SECRET", SS_CONFIG_STRING, true, true, NULL, 0, 0, NULL,
@@ -134,14 +139,14 @@ int main(int argc, char **argv)
     api_cfg.download_ttl_s /= 1000;
     int port = 0;
     struct MHD_Daemon *http =
-        ss_http_start_with_cleanup(http_listen, handle_request, NULL, request_done,
-                                   HTTP_MAX_CONNECTIONS, HTTP_TIMEOUT_S, &port);
+        ss_http_start_pool(http_listen, handle_request, NULL, request_done, (unsigned)http_threads,
+                           HTTP_MAX_CONNECTIONS, HTTP_TIMEOUT_S, &port);
     if (!http) {
         ss_service_cleanup(&svc);
         return 1;
     }
-    ss_log_info("http listening", "{s:s, s:i, s:s}", "listen", http_listen, "port", port,
-                "web_root", web_root);
+    ss_log_info("http listening", "{s:s, s:i, s:i, s:s}", "listen", http_listen, "port", port,
+                "threads", (int)http_threads, "web_root", web_root);
     ss_drain_wait(-1);
     MHD_stop_daemon(http);
     ss_log_info("drained", NULL);

@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { TokenVerifier } from 'livekit-server-sdk';
 import jwt from 'jsonwebtoken';
 import { Webhook } from 'svix';
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { S3Client, PutObjectCommand } from '@aws-sdk/client-s3';
 import { chunk, open, sha256 } from '../ingest/wsclient.mjs';
 
@@ -207,6 +207,49 @@ await run('end a session: state ended; joining it afterwards is 409', async () =
   expect(r.status === 200 && r.json.state === 'ended' && r.json.ended_at, r.text);
   const j = await call('POST', `/v1/sessions/${session.id}/participants`, { body: {} });
   expect(j.status === 409, j.text);
+});
+
+// One request per new connection (no keep-alive): libmicrohttpd keeps a
+// connection on the thread that accepted it.
+function freshCall(method, path) {
+  const u = new URL(API);
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: u.hostname, port: u.port, path, method, agent: false,
+      headers: { authorization: `Bearer ${KEY}` } }, (res) => {
+      let data = '';
+      res.on('data', (d) => { data += d; });
+      res.on('end', () => resolve({ status: res.statusCode, text: data }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+const psql = (sql) => execFileSync('psql', [env.DATABASE_URL, '-Atc', sql]).toString().trim();
+async function until(what, cond, ms = 20000) {
+  for (const end = Date.now() + ms; Date.now() < end; await new Promise((r) => setTimeout(r, 50)))
+    if (cond()) return;
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+await run('a request waiting on a database lock does not hold up the others (API_THREADS)', async () => {
+  const s = await call('POST', '/v1/sessions', { body: { title: 'locked' } });
+  expect(s.status === 201, s.text);
+  const marker = `lock-${randomUUID()}`;
+  let released = false;
+  const holder = new Promise((resolve) => execFile('psql', [env.DATABASE_URL, '-qc',
+    `BEGIN; SELECT id FROM sessions WHERE id = '${s.json.id}' FOR UPDATE; ` +
+    `SELECT pg_sleep(6), '${marker}'; COMMIT;`], (err) => { released = true; resolve(err); }));
+  const active = (cond) => Number(psql(`SELECT count(*) FROM pg_stat_activity WHERE ${cond}`));
+  await until('the lock holder', () => active(`query LIKE '%pg_sleep(6), ''${marker}''%' AND state = 'active' AND pid <> pg_backend_pid()`) === 1);
+  let ended = null;
+  const end = freshCall('POST', `/v1/sessions/${s.json.id}/end`).then((r) => { ended = r; return r; });
+  await until('the end request to wait on the lock', () => active(`wait_event_type = 'Lock' AND query LIKE 'UPDATE sessions%'`) === 1);
+  const list = await freshCall('GET', '/v1/sessions');
+  expect(list.status === 200, list.text);
+  expect(ended === null && !released, 'the list was answered only after the lock was released');
+  const r = await end;
+  expect(r.status === 200 && JSON.parse(r.text).state === 'ended', r.text);
+  expect((await holder) === null, 'psql holding the lock failed');
 });
 
 await run('delete a session: 202, state deleting (the other services clean up)', async () => {
