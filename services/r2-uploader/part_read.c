@@ -24,6 +24,12 @@
 #define UP_READ_WINDOW_BYTES (2u << 20)
 #define UP_READ_WINDOW_MAX   32
 
+/* One index row: a chunk that overlaps the part. */
+typedef struct part_row {
+    uint64_t off, size; /* the chunk's bytes in the track */
+    bool placed;        /* its overlap is in the part buffer */
+} part_row;
+
 typedef struct part_read {
     up_item *it;
     const char *track_id;
@@ -33,22 +39,21 @@ typedef struct part_read {
     size_t whylen;
     bool lost;     /* the bytes left the log: only the store had them */
     bool draining; /* the worker is stopping */
-    /* the index rows of this attempt, in order, and which have arrived */
+    /* the index rows of this attempt, in order, and their log messages
+     * (a separate array: ss_js_get_seqs takes the sequences as one) */
     int nrows;
-    uint64_t *chunk_off, *chunk_size, *stream_seq;
-    bool *placed;
+    part_row *rows;
+    uint64_t *stream_seq;
     int next_hash;   /* rows before it are hashed */
     uint64_t hashed; /* buf[0..hashed) is in the digests */
 } part_read;
 
 static void rows_free(part_read *r)
 {
-    free(r->chunk_off);
-    free(r->chunk_size);
+    free(r->rows);
     free(r->stream_seq);
-    free(r->placed);
-    r->chunk_off = r->chunk_size = r->stream_seq = NULL;
-    r->placed = NULL;
+    r->rows = NULL;
+    r->stream_seq = NULL;
     r->nrows = 0;
 }
 
@@ -68,28 +73,27 @@ static int chunk_rows(part_read *r)
     if (rows == NULL)
         return -1;
     int n = PQntuples(rows), rc = 0;
-    r->chunk_off = calloc((size_t)n + 1, sizeof *r->chunk_off);
-    r->chunk_size = calloc((size_t)n + 1, sizeof *r->chunk_size);
+    r->rows = calloc((size_t)n + 1, sizeof *r->rows);
     r->stream_seq = calloc((size_t)n + 1, sizeof *r->stream_seq);
-    r->placed = calloc((size_t)n + 1, sizeof *r->placed);
-    if (!r->chunk_off || !r->chunk_size || !r->stream_seq || !r->placed) {
+    if (!r->rows || !r->stream_seq) {
         snprintf(r->why, r->whylen, "out of memory for %d index rows", n);
         rc = -1;
     }
     uint64_t covered = r->offset;
     for (int i = 0; rc == 0 && i < n; i++, r->nrows++) {
-        r->chunk_off[i] = strtoull(PQgetvalue(rows, i, 0), NULL, 10);
-        r->chunk_size[i] = strtoull(PQgetvalue(rows, i, 1), NULL, 10);
+        part_row *row = &r->rows[i];
+        row->off = strtoull(PQgetvalue(rows, i, 0), NULL, 10);
+        row->size = strtoull(PQgetvalue(rows, i, 1), NULL, 10);
         r->stream_seq[i] = strtoull(PQgetvalue(rows, i, 2), NULL, 10);
-        if (r->chunk_off[i] > covered) {
+        if (row->off > covered) {
             snprintf(r->why, r->whylen,
                      "the index has no chunk at offset %" PRIu64 " of track %s (next one at "
                      "%" PRIu64 ")",
-                     covered, r->track_id, r->chunk_off[i]);
+                     covered, r->track_id, row->off);
             rc = -1;
         }
-        if (r->chunk_off[i] + r->chunk_size[i] > covered)
-            covered = r->chunk_off[i] + r->chunk_size[i];
+        if (row->off + row->size > covered)
+            covered = row->off + row->size;
     }
     PQclear(rows);
     if (rc == 0 && covered < r->offset + r->size) {
@@ -105,8 +109,9 @@ static int chunk_rows(part_read *r)
 /* The part-buffer range [from, to) that row i fills. */
 static void row_range(const part_read *r, int i, uint64_t *from, uint64_t *to)
 {
-    uint64_t start = r->chunk_off[i] > r->offset ? r->chunk_off[i] : r->offset;
-    uint64_t end = r->chunk_off[i] + r->chunk_size[i];
+    const part_row *row = &r->rows[i];
+    uint64_t start = row->off > r->offset ? row->off : r->offset;
+    uint64_t end = row->off + row->size;
     if (end > r->offset + r->size)
         end = r->offset + r->size;
     *from = start - r->offset;
@@ -117,7 +122,7 @@ static void row_range(const part_read *r, int i, uint64_t *from, uint64_t *to)
  * the digests need the bytes in order, the replies need not come so. */
 static int hash_ready(part_read *r)
 {
-    for (; r->next_hash < r->nrows && r->placed[r->next_hash]; r->next_hash++) {
+    for (; r->next_hash < r->nrows && r->rows[r->next_hash].placed; r->next_hash++) {
         uint64_t from, to;
         row_range(r, r->next_hash, &from, &to);
         if (from < r->hashed)
@@ -142,16 +147,16 @@ static int take_chunk(void *arg, size_t i, natsMsg *m)
     Seashore__V1__ChunkRecord *c = seashore__v1__chunk_record__unpack(
         NULL, (size_t)natsMsg_GetDataLength(m), (const uint8_t *)natsMsg_GetData(m));
     int rc = -1;
-    if (c == NULL || c->offset != r->chunk_off[i] || c->data.len != r->chunk_size[i] ||
+    if (c == NULL || c->offset != r->rows[i].off || c->data.len != r->rows[i].size ||
         strcmp(c->track_id, r->track_id) != 0) {
         snprintf(r->why, r->whylen,
                  "chunk log message %" PRIu64 " is not the chunk of track %s at offset %" PRIu64,
-                 r->stream_seq[i], r->track_id, r->chunk_off[i]);
+                 r->stream_seq[i], r->track_id, r->rows[i].off);
     } else {
         uint64_t from, to;
         row_range(r, (int)i, &from, &to);
         memcpy(r->it->buf + from, c->data.data + (r->offset + from - c->offset), to - from);
-        r->placed[i] = true;
+        r->rows[i].placed = true;
         rc = hash_ready(r);
     }
     seashore__v1__chunk_record__free_unpacked(c, NULL);
@@ -167,8 +172,8 @@ static int read_window(const part_read *r)
 {
     uint64_t largest = 1;
     for (int i = 0; i < r->nrows; i++)
-        if (r->chunk_size[i] > largest)
-            largest = r->chunk_size[i];
+        if (r->rows[i].size > largest)
+            largest = r->rows[i].size;
     uint64_t w = UP_READ_WINDOW_BYTES / largest;
     return w < 1 ? 1 : w > UP_READ_WINDOW_MAX ? UP_READ_WINDOW_MAX : (int)w;
 }
@@ -187,7 +192,7 @@ static int fetch_rows(part_read *r)
         r->lost = true;
         snprintf(r->why, r->whylen,
                  "bytes at offset %" PRIu64 " of track %s were released from the chunk log",
-                 r->chunk_off[missing], r->track_id);
+                 r->rows[missing].off, r->track_id);
     } else if (s != NATS_ERR) { /* NATS_ERR: take_chunk said why */
         snprintf(r->why, r->whylen, "reading chunk log messages of track %s: %s", r->track_id,
                  natsStatus_GetText(s));
