@@ -20,7 +20,31 @@ cleanup() {
 }
 trap cleanup EXIT
 log() { printf 'bench-token: %s\n' "$*" >&2; }
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# Five free loopback ports and an ops base whose five consecutive ports are
+# free, all held at once while they are picked so that none repeats (picked
+# one by one, the ops range once overlapped another pick and a service could
+# not listen).
+free_ports() {
+    python3 - <<'PY'
+import socket
+held = []
+def bind(port=0):
+    s = socket.socket()
+    s.bind(("127.0.0.1", port))
+    held.append(s)
+    return s.getsockname()[1]
+ports = [bind() for _ in range(5)]
+while True:
+    base = bind()
+    try:
+        for i in range(1, 5):
+            bind(base + i)
+        break
+    except (OSError, OverflowError):
+        continue
+print(*ports, base)
+PY
+}
 
 log "building the release ($BUILD)"
 { cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release && cmake --build "$BUILD" -j2; } >"$TMP/build.log" 2>&1 ||
@@ -36,8 +60,8 @@ sdk="$(node bench/token/sdk_and_join.mjs sdk "$SECONDS_PER")"
 
 log "starting the stack (scripts/dev.sh, release build)"
 export DEV_DIR="$TMP/dev" DEV_BUILD_DIR="$BUILD" DEV_EXIT_AFTER_READY=0 LOG_LEVEL=warn
-export DEV_NATS_PORT="$(free_port)" DEV_PG_PORT="$(free_port)" DEV_S3_PORT="$(free_port)"
-export DEV_HTTP_PORT="$(free_port)" DEV_WS_PORT="$(free_port)" DEV_OPS_PORT_BASE="$(free_port)"
+read -r DEV_NATS_PORT DEV_PG_PORT DEV_S3_PORT DEV_HTTP_PORT DEV_WS_PORT DEV_OPS_PORT_BASE < <(free_ports)
+export DEV_NATS_PORT DEV_PG_PORT DEV_S3_PORT DEV_HTTP_PORT DEV_WS_PORT DEV_OPS_PORT_BASE
 export API_RATE_LIMIT=100000 API_RATE_BURST=100000 # measure the work, not the limiter
 scripts/dev.sh >"$TMP/dev.log" 2>&1 &
 DEV_PID=$!
