@@ -1,7 +1,10 @@
 /* mux_delete.c -- SessionDelete: the session's editor files and manifest
  * leave the store, then that share of the deletion is recorded (r2-uploader
- * records the other; the second makes the session deleted). Idempotent:
- * deleting a missing key succeeds. */
+ * records the other; the second makes the session deleted). A job that
+ * was muxing while the session was deleted stores its files after the
+ * SessionDelete may have listed the keys, so it checks again once they are
+ * recorded (mx_delete_if_session_deleted). Idempotent: deleting a missing
+ * key succeeds. */
 #include "muxer.h"
 
 #include <stdio.h>
@@ -43,33 +46,57 @@ static PGresult *session_keys(mx_worker *wk, const char *session_id)
                        1, params, err, sizeof err);
 }
 
+/* Deletes every key of the session if it is being deleted (none if not).
+ * 0 with *objects and *failed (refused for good, logged) counted; -1 on a
+ * database error; -2 draining. */
+static int session_keys_delete(mx_worker *wk, const char *session_id, int *objects, int *failed)
+{
+    PGresult *r = session_keys(wk, session_id);
+    if (r == NULL)
+        return -1;
+    int rc = 0;
+    *objects = PQntuples(r);
+    *failed = 0;
+    for (int i = 0; i < PQntuples(r) && rc == 0; i++) {
+        int one = object_delete(wk, PQgetvalue(r, i, 0));
+        if (one == -2)
+            rc = -2;
+        *failed += one == -1;
+    }
+    PQclear(r);
+    return rc;
+}
+
+int mx_delete_if_session_deleted(mx_worker *wk, const char *session_id)
+{
+    int objects = 0, failed = 0, rc;
+    for (int attempt = 0; (rc = session_keys_delete(wk, session_id, &objects, &failed)) == -1;
+         attempt++)
+        if (ss_work_retry_sleep(&wk->w, attempt) != 0)
+            return -2;
+    if (rc == 0 && objects > 0)
+        ss_log_info("session deleted while a track was muxed: its files removed", "{s:s, s:i, s:i}",
+                    "session_id", session_id, "objects", objects, "failed", failed);
+    return rc;
+}
+
 ss_work_verdict mx_handle_session_delete(mx_worker *wk, const uint8_t *data, size_t len)
 {
     ss_work_verdict v = SS_WORK_DONE;
+    int objects = 0, failed = 0, rc;
     Seashore__V1__SessionDelete *m = seashore__v1__session_delete__unpack(NULL, len, data);
     if (m == NULL || !ss_uuid_valid(m->session_id)) {
         ss_log_error("work item refused: not a valid SessionDelete", NULL);
         goto out;
     }
-    PGresult *r = session_keys(wk, m->session_id);
-    if (r == NULL) {
-        v = SS_WORK_LATER;
-        goto out;
-    }
-    int failed = 0;
-    for (int i = 0; i < PQntuples(r) && v == SS_WORK_DONE; i++) {
-        int rc = object_delete(wk, PQgetvalue(r, i, 0));
-        if (rc == -2)
-            v = SS_WORK_ABANDON;
-        failed += rc == -1;
-    }
+    rc = session_keys_delete(wk, m->session_id, &objects, &failed);
+    v = rc == -1 ? SS_WORK_LATER : rc == -2 ? SS_WORK_ABANDON : SS_WORK_DONE;
     if (v == SS_WORK_DONE && failed == 0 &&
         ss_session_removed(wk->pg, &wk->w, m->session_id, SS_SESSION_FILES_REMOVED) != 0)
         v = SS_WORK_ABANDON;
     if (v == SS_WORK_DONE)
         ss_log_info("deleted session's editor files removed", "{s:s, s:i, s:i}", "session_id",
-                    m->session_id, "objects", PQntuples(r), "failed", failed);
-    PQclear(r);
+                    m->session_id, "objects", objects, "failed", failed);
 out:
     seashore__v1__session_delete__free_unpacked(m, NULL);
     return v;

@@ -264,8 +264,9 @@ static void realign_others(mx_worker *wk, mx_job *j)
     free(ids);
 }
 
-/* The session manifest written (retried), then track.muxed.<track>, which
- * lets chunk-store release the track from the chunk log. 0, or -1 draining. */
+/* The session manifest written (retried); the files removed again if the
+ * session was deleted meanwhile; then track.muxed.<track>, which lets
+ * chunk-store release the track from the chunk log. 0, or -1 draining. */
 static int manifest_and_announce(mx_worker *wk, const mx_job *j)
 {
     char err[512], subject[64];
@@ -278,6 +279,8 @@ static int manifest_and_announce(mx_worker *wk, const mx_job *j)
         ss_log_warn("cannot write the session manifest, retrying", "{s:s, s:s}", "session_id",
                     j->t.session_id, "error", err);
     }
+    if (mx_delete_if_session_deleted(wk, j->t.session_id) != 0)
+        return -1;
     snprintf(subject, sizeof subject, "track.muxed.%s", j->track_id);
     natsConnection_Publish(mx.svc->nats.conn, subject, NULL, 0);
     return 0;

@@ -68,6 +68,10 @@ void mx_output_key(const mx_job *j, int k, char *key, size_t len);
  * tracks, writes the manifest, announces track.muxed. */
 ss_work_verdict mx_job_finish(mx_worker *wk, mx_job *j);
 ss_work_verdict mx_handle_session_delete(mx_worker *wk, const uint8_t *data, size_t len);
+/* Once a job's files are recorded and the manifest written: if the
+ * session is being deleted by now, its files go (the SessionDelete may have
+ * listed them before they existed). 0, or -2 draining. */
+int mx_delete_if_session_deleted(mx_worker *wk, const char *session_id);
 
 /* ---- object store (mux_store.c) ---- */
 

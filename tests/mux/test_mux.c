@@ -16,6 +16,7 @@
 #include "mux_util.h"
 
 #include <jansson.h>
+#include <libpq-fe.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -308,23 +309,31 @@ static void test_two_participants_aligned(void)
     CHECK(pad >= want - 2 && pad <= want + 2);
 }
 
+/* A new session of the stack's host with one guest (caller frees both). */
+static void doomed_session(char **session, char **participant)
+{
+    char sql[512], *host_id = NULL;
+    snprintf(sql, sizeof sql, "SELECT host_id FROM sessions WHERE id = '%s'", stack.session_id);
+    CHECK_EQ_INT(harness_pg_exec(&stack.pg, sql, &host_id), 0);
+    snprintf(sql, sizeof sql,
+             "INSERT INTO sessions (host_id, title) VALUES ('%s', 'doomed') RETURNING id", host_id);
+    CHECK_EQ_INT(harness_pg_exec(&stack.pg, sql, session), 0);
+    snprintf(sql, sizeof sql,
+             "INSERT INTO participants (session_id, identity, role) VALUES ('%s', 'g', 'guest') "
+             "RETURNING id",
+             *session);
+    CHECK_EQ_INT(harness_pg_exec(&stack.pg, sql, participant), 0);
+    free(host_id);
+}
+
 /* Deleting a session through the API removes its editor files and its
  * manifest from the store; once the uploader and the muxer have both done
  * their share the session is deleted: gone from the API (404). */
 static void test_session_delete(void)
 {
     char media[1024], track[37], sql[512], keys[4][512], v[64];
-    char *session = NULL, *participant = NULL, *host_id = NULL;
-    snprintf(sql, sizeof sql, "SELECT host_id FROM sessions WHERE id = '%s'", stack.session_id);
-    CHECK_EQ_INT(harness_pg_exec(&stack.pg, sql, &host_id), 0);
-    snprintf(sql, sizeof sql,
-             "INSERT INTO sessions (host_id, title) VALUES ('%s', 'doomed') RETURNING id", host_id);
-    CHECK_EQ_INT(harness_pg_exec(&stack.pg, sql, &session), 0);
-    snprintf(sql, sizeof sql,
-             "INSERT INTO participants (session_id, identity, role) VALUES ('%s', 'g', 'guest') "
-             "RETURNING id",
-             session);
-    CHECK_EQ_INT(harness_pg_exec(&stack.pg, sql, &participant), 0);
+    char *session = NULL, *participant = NULL;
+    doomed_session(&session, &participant);
     CHECK_EQ_INT(
         mt_make_media(&stack, "doomed.ogg", "-vn -c:a libopus -f ogg", media, sizeof media), 0);
     if (CHECK_EQ_INT(
@@ -366,7 +375,69 @@ static void test_session_delete(void)
     }
     free(session);
     free(participant);
-    free(host_id);
+}
+
+/* How many backends wait on a lock in a statement starting with `prefix`. */
+static int lock_waiters(const char *prefix)
+{
+    char sql[256], *n = NULL;
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND "
+             "query LIKE '%s%%'",
+             prefix);
+    int count = harness_pg_exec(&stack.pg, sql, &n) == 0 && n ? atoi(n) : -1;
+    free(n);
+    return count;
+}
+
+/* A session deleted while one of its tracks is muxed: the SessionDelete
+ * may list the keys before the job has recorded its files. Here it has
+ * already run and found none (the session is marked deleting directly
+ * while the job's first file, uploaded, waits to be recorded behind a lock
+ * the test holds on outputs); the job must remove its files and the
+ * manifest itself once they are recorded. */
+static void test_session_deleted_while_muxing(void)
+{
+    char media[1024], track[37] = "", sql[512], key[512];
+    char *session = NULL, *participant = NULL;
+    doomed_session(&session, &participant);
+    CHECK_EQ_INT(
+        mt_make_media(&stack, "doomed2.ogg", "-vn -c:a libopus -f ogg", media, sizeof media), 0);
+    PGconn *lock = PQconnectdb(stack.pg.url);
+    PGresult *r = PQexec(lock, "BEGIN; LOCK TABLE outputs IN EXCLUSIVE MODE");
+    bool locked = CHECK(PQresultStatus(r) == PGRES_COMMAND_OK);
+    PQclear(r);
+    if (locked &&
+        CHECK_EQ_INT(
+            mt_post(&stack, media, "audio/ogg;codecs=opus", 0, session, participant, track), 0)) {
+        int waiting = 0;
+        for (int i = 0; i < 1200 && (waiting = lock_waiters("INSERT INTO outputs")) == 0; i++)
+            usleep(100000);
+        CHECK(waiting >= 1); /* a file is in the store, its row waits */
+        snprintf(sql, sizeof sql, "UPDATE sessions SET state = 'deleting' WHERE id = '%s'",
+                 session);
+        CHECK_EQ_INT(harness_pg_exec(&stack.pg, sql, NULL), 0);
+    }
+    PQclear(PQexec(lock, "COMMIT"));
+    PQfinish(lock);
+    /* no session_manifests row for a session being deleted: wait for the rows */
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM outputs WHERE track_id = '%s' AND state = 'done'", track);
+    if (track[0] && CHECK(up_wait_sql(&stack, sql, "3", 120000, NULL, 0))) {
+        static const char *kinds[] = {"webm", "mp4", "wav"};
+        for (int k = 0; k < 3; k++) {
+            snprintf(sql, sizeof sql,
+                     "SELECT object_key FROM outputs WHERE track_id = '%s' AND kind = '%s' AND "
+                     "state = 'done'",
+                     track, kinds[k]);
+            if (CHECK_EQ_INT(up_sql(&stack, sql, key, sizeof key), 0) && CHECK(key[0] != '\0'))
+                CHECK(mt_wait_object_gone(&stack, key, 60000));
+        }
+        snprintf(key, sizeof key, "manifests/%s.json", session);
+        CHECK(mt_wait_object_gone(&stack, key, 60000));
+    }
+    free(session);
+    free(participant);
 }
 
 /* bad-input: muxer | a raw track that is not media | the three outputs `failed` with FFmpeg's
@@ -404,6 +475,7 @@ int main(void)
     TEST_RUN(test_kill_while_muxing);
     TEST_RUN(test_two_participants_aligned);
     TEST_RUN(test_session_delete);
+    TEST_RUN(test_session_deleted_while_muxing);
     CHECK_EQ_INT(stack_stop(&stack), 0);
     return check_finish();
 }
