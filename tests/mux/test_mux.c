@@ -326,6 +326,23 @@ static void doomed_session(char **session, char **participant)
     free(host_id);
 }
 
+/* The object keys of the track's done outputs into keys; how many. */
+static int done_output_keys(const char *track, char keys[3][512])
+{
+    static const char *kinds[] = {"webm", "mp4", "wav"};
+    char sql[256];
+    int n = 0;
+    for (int k = 0; k < 3; k++) {
+        snprintf(sql, sizeof sql,
+                 "SELECT object_key FROM outputs WHERE track_id = '%s' AND kind = '%s' AND "
+                 "state = 'done'",
+                 track, kinds[k]);
+        if (up_sql(&stack, sql, keys[n], sizeof keys[n]) == 0 && keys[n][0])
+            n++;
+    }
+    return n;
+}
+
 /* Deleting a session through the API removes its editor files and its
  * manifest from the store; once the uploader and the muxer have both done
  * their share the session is deleted: gone from the API (404). */
@@ -339,16 +356,7 @@ static void test_session_delete(void)
     if (CHECK_EQ_INT(
             mt_post(&stack, media, "audio/ogg;codecs=opus", 0, session, participant, track), 0) &&
         CHECK(mt_wait_muxed(&stack, track, 120000))) {
-        int n = 0;
-        static const char *kinds[] = {"webm", "mp4", "wav"};
-        for (int k = 0; k < 3; k++) {
-            snprintf(sql, sizeof sql,
-                     "SELECT object_key FROM outputs WHERE track_id = '%s' AND kind = '%s' AND "
-                     "state = 'done'",
-                     track, kinds[k]);
-            if (up_sql(&stack, sql, keys[n], sizeof keys[n]) == 0 && keys[n][0])
-                n++;
-        }
+        int n = done_output_keys(track, keys);
         CHECK_EQ_INT(n, 3); /* Opus: WebM, MP4 (AAC) and WAV */
         snprintf(keys[n++], sizeof keys[0], "manifests/%s.json", session);
         char *api_key = stack_api_key(&stack, "host@example.test");
@@ -398,7 +406,7 @@ static int lock_waiters(const char *prefix)
  * manifest itself once they are recorded. */
 static void test_session_deleted_while_muxing(void)
 {
-    char media[1024], track[37] = "", sql[512], key[512];
+    char media[1024], track[37] = "", sql[512], key[512], keys[3][512];
     char *session = NULL, *participant = NULL;
     doomed_session(&session, &participant);
     CHECK_EQ_INT(
@@ -424,15 +432,10 @@ static void test_session_deleted_while_muxing(void)
     snprintf(sql, sizeof sql,
              "SELECT count(*) FROM outputs WHERE track_id = '%s' AND state = 'done'", track);
     if (track[0] && CHECK(up_wait_sql(&stack, sql, "3", 120000, NULL, 0))) {
-        static const char *kinds[] = {"webm", "mp4", "wav"};
-        for (int k = 0; k < 3; k++) {
-            snprintf(sql, sizeof sql,
-                     "SELECT object_key FROM outputs WHERE track_id = '%s' AND kind = '%s' AND "
-                     "state = 'done'",
-                     track, kinds[k]);
-            if (CHECK_EQ_INT(up_sql(&stack, sql, key, sizeof key), 0) && CHECK(key[0] != '\0'))
-                CHECK(mt_wait_object_gone(&stack, key, 60000));
-        }
+        int n = done_output_keys(track, keys);
+        CHECK_EQ_INT(n, 3);
+        for (int k = 0; k < n; k++)
+            CHECK(mt_wait_object_gone(&stack, keys[k], 60000));
         snprintf(key, sizeof key, "manifests/%s.json", session);
         CHECK(mt_wait_object_gone(&stack, key, 60000));
     }
