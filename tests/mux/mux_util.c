@@ -320,7 +320,9 @@ static json_t *manifest_track(json_t *m, const char *track_id)
     return NULL;
 }
 
-bool mt_manifest_lists(ingest_stack *s, const char *track_id)
+/* How many of the track's outputs the manifest in the store lists with
+ * PostgreSQL's sha256. */
+static int manifest_matches(ingest_stack *s, const char *track_id)
 {
     char hashes[3][65];
     static const char *kinds[] = {"webm", "mp4", "wav"};
@@ -338,6 +340,16 @@ bool mt_manifest_lists(ingest_stack *s, const char *track_id)
                 matched++;
     }
     json_decref(m);
+    return matched;
+}
+
+/* A few tries: another job of the session may be rewriting the manifest,
+ * and s3rver (unlike S3) serves a file while it is replaced. */
+bool mt_manifest_lists(ingest_stack *s, const char *track_id)
+{
+    int matched = 0;
+    for (int attempt = 0; attempt < 10 && (matched = manifest_matches(s, track_id)) != 3; attempt++)
+        usleep(300000);
     if (matched != 3)
         fprintf(stderr, "manifest: %d of 3 outputs of %s match PostgreSQL\n", matched, track_id);
     return matched == 3;
