@@ -1,6 +1,7 @@
 /* mux_manifest.c -- manifests/<session>.json (format in docs/muxer.md):
  * built by PostgreSQL from the session's rows in one statement, uploaded,
- * and kept in session_manifests for the token-issuer. */
+ * and kept in session_manifests for the token-issuer; not for a session
+ * being deleted (its manifest is on its way out of the store). */
 #include "muxer.h"
 
 #include <stdio.h>
@@ -38,7 +39,7 @@ static const char manifest_sql[] =
     "    'id', p.id, 'identity', p.identity, 'display_name', p.display_name, 'role', p.role, "
     "    'tracks', coalesce(t.tracks, '[]')) ORDER BY p.created_at, p.id) "
     "    FROM participants p LEFT JOIN t ON t.participant_id = p.id "
-    "    WHERE p.session_id = s.id), '[]'))::text "
+    "    WHERE p.session_id = s.id), '[]'))::text, s.state IN ('deleting', 'deleted') "
     "FROM sessions s WHERE s.id = $1";
 
 static int manifest_record(ss_pg *pg, const char *session_id, const char *key, const char *json,
@@ -71,6 +72,10 @@ int mx_manifest_write(mx_worker *wk, const char *session_id, char *err, size_t e
         PQclear(r);
         snprintf(err, errlen, "session %s is gone", session_id);
         return -1;
+    }
+    if (PQgetvalue(r, 0, 1)[0] == 't') { /* being deleted: no manifest to publish */
+        PQclear(r);
+        return 0;
     }
     const char *json = PQgetvalue(r, 0, 0);
     snprintf(key, sizeof key, "manifests/%s.json", session_id);

@@ -149,7 +149,8 @@ int mx_db_tracks_to_realign(ss_pg *pg, const char *session_id, int64_t zero_us, 
 /* ---- session manifest (mux_manifest.c) ---- */
 
 /* Builds manifests/<session>.json from PostgreSQL, uploads it and records
- * it in session_manifests. 0, -1 (err), -2 draining. */
+ * it in session_manifests; nothing for a session being deleted. 0, -1
+ * (err), -2 draining. */
 int mx_manifest_write(mx_worker *wk, const char *session_id, char *err, size_t errlen);
 
 /* The zero a track's outputs were aligned to; *found false without rows. */
