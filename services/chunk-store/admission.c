@@ -124,9 +124,7 @@ void cs_admission_release(cs_ctx *cs, const char *track_id)
                     "error", natsStatus_GetText(s));
 }
 
-/* A new track's connection closed before any chunk was durable: its
- * admission goes unless the log (or the index) has a chunk of it after
- * all (a publish that landed as the connection went). */
+/* No chunk of the track in the log. */
 static bool log_empty(cs_ctx *cs, const char *track_id)
 {
     char err[256];
@@ -136,20 +134,23 @@ static bool log_empty(cs_ctx *cs, const char *track_id)
 
 /* No chunk of the track anywhere: none in the log, no row in the index
  * (chunk 0 creates it). */
-static bool admission_empty(cs_ctx *cs, ss_pg *pg, const char *track_id)
+static bool admission_empty(cs_ctx *cs, const char *track_id)
 {
     char err[256];
     cs_track t;
-    return cs_track_load(pg, track_id, &t, err, sizeof err) == 0 && !t.found &&
+    return cs_track_load(cs->pg_requests, track_id, &t, err, sizeof err) == 0 && !t.found &&
            log_empty(cs, track_id);
 }
 
+/* A new track's connection closed before any chunk was durable: its
+ * admission goes unless the log (or the index) has a chunk of it after
+ * all (a publish that landed as the connection went). */
 static void on_release_notice(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *arg)
 {
     char track_id[SS_UUID_LEN + 1];
     (void)nc, (void)sub, (void)arg;
     snprintf(track_id, sizeof track_id, "%.*s", natsMsg_GetDataLength(msg), natsMsg_GetData(msg));
-    if (ss_uuid_valid(track_id) && admission_empty(ctx, ctx->pg_requests, track_id))
+    if (ss_uuid_valid(track_id) && admission_empty(ctx, track_id))
         cs_admission_release(ctx, track_id);
     natsMsg_Destroy(msg);
 }

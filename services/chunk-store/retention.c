@@ -129,11 +129,6 @@ static bool muxed_in_db(const char *track_id)
     return yes;
 }
 
-/* The rest of a muxed track goes message by message (chunk 0 and those
- * from purged_seq on; the ones between are gone already), not with a
- * subject purge: nats-server 2.9 moves every consumer of the stream past
- * the purge, so the indexer's consumer skipped other tracks' chunks that
- * were not delivered yet. */
 /* Chunk 0 and chunks [purged_seq, to) leave the log: the ones between are
  * gone already. */
 static int delete_up_to(const char *track_id, const cs_track *t, uint64_t to, char *err,
@@ -153,6 +148,10 @@ static void mark_released(const char *track_id)
     cs_admission_release(ctx, track_id);
 }
 
+/* The rest of a muxed track goes message by message, not with a subject
+ * purge: nats-server 2.9 moves every consumer of the stream past the
+ * purge, so the indexer's consumer skipped other tracks' chunks that were
+ * not delivered yet. */
 static void release_all(const char *track_id)
 {
     cs_track t;

@@ -2,7 +2,8 @@
  * part workers on work.upload, one on work.complete and one on
  * work.session.delete. Each thread owns its store connection, database
  * connection, NATS connection for chunk-log reads and part buffer, so part
- * data in memory is at most about part size x (concurrency + 2). */
+ * data in memory is at most about part size x (concurrency + 1), plus up
+ * to 2 MiB of chunk-log replies in flight per part worker (part_read.c). */
 #include "uploader.h"
 
 #include <stdlib.h>

@@ -3,8 +3,6 @@
 #ifndef SEASHORE_SESSION_H
 #define SEASHORE_SESSION_H
 
-#include <stddef.h>
-
 #include "seashore/pg.h"
 #include "seashore/work.h"
 
