@@ -277,8 +277,6 @@ await run('reload in the middle of a recording: recovery uploads what was record
   const trackId = before.tracks[0];
   await page.reload();
   await page.locator(`#recovery .recovery-item[data-track-id="${trackId}"]`).waitFor({ timeout: 20000 });
-  // Only now: the old document may still deliver a timeslice while the reload starts.
-  const made = recorded('host', '/session.html', 1);
   await shot(page, 'recovery');
   const t = await until('the recovered track complete', async () => {
     const r = await api(`/v1/sessions/${session.sid}/tracks`);
@@ -286,6 +284,9 @@ await run('reload in the middle of a recording: recovery uploads what was record
     const x = p.tracks.find((y) => y.track_id === trackId);
     return x && x.state === 'complete' && x.raw && x.raw.url ? x : null;
   });
+  // Only now: the old document's tee hands over its last timeslices
+  // asynchronously, and may still be doing so while the reload goes on.
+  const made = recorded('host', '/session.html', 1);
   const raw = await download(t.raw.url);
   expect(raw.length > 0 && raw.length <= made.length && made.subarray(0, raw.length).equals(raw),
     `recovered object (${raw.length} bytes) is not a prefix of the ${made.length} bytes recorded`);
