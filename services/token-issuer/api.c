@@ -73,16 +73,39 @@ static int body_string(route_ctx *rc, const char *field, const char *def, size_t
     return r == API_FIELD_OK ? 0 : -1;
 }
 
-static void invite_token(const char *session_id, char out[65])
+/* hex HMAC-SHA256 of msg with INGEST_TOKEN_SECRET: the capabilities the API
+ * hands out without storing them (the message's prefix keeps them apart). */
+static void secret_mac_hex(const char *msg, char out[65])
 {
     unsigned char mac[32];
     unsigned int len = 0;
-    char msg[64];
-    snprintf(msg, sizeof msg, "invite:%s", session_id);
     HMAC(EVP_sha256(), api_cfg.ingest_secret, (int)strlen(api_cfg.ingest_secret),
          (const unsigned char *)msg, strlen(msg), mac, &len);
     for (int i = 0; i < 32; i++)
         snprintf(out + 2 * i, 3, "%02x", mac[i]);
+}
+
+/* Lets a guest join the session. */
+static void invite_token(const char *session_id, char out[65])
+{
+    char msg[64];
+    snprintf(msg, sizeof msg, "invite:%s", session_id);
+    secret_mac_hex(msg, out);
+}
+
+/* Lets the one participant who joined get fresh ingest tokens: the invite
+ * is shared by every guest, and a participant's id is no secret (it is in
+ * the LiveKit metadata the whole room sees). */
+static void refresh_token(const char *session_id, const char *participant_id, char out[65])
+{
+    char msg[128];
+    snprintf(msg, sizeof msg, "refresh:%s:%s", session_id, participant_id);
+    secret_mac_hex(msg, out);
+}
+
+static bool token_matches(const char *given, const char want[65])
+{
+    return strlen(given) == 64 && CRYPTO_memcmp(given, want, 64) == 0;
 }
 
 static enum MHD_Result not_found(route_ctx *rc, const char *what, const char *id)
@@ -90,7 +113,6 @@ static enum MHD_Result not_found(route_ctx *rc, const char *what, const char *id
     return api_reply_error(rc->conn, MHD_HTTP_NOT_FOUND, "not_found", "no %s %s", what, id);
 }
 
-/* The session as its host sees it (with the invite token), or NULL. */
 /* The session object the host gets carries its guests' invite token. */
 static void add_invite_token(json_t *session)
 {
@@ -102,6 +124,7 @@ static void add_invite_token(json_t *session)
     json_object_set_new(session, "invite_token", json_string(tok));
 }
 
+/* The session as its host sees it (with the invite token), or NULL. */
 static int own_session(route_ctx *rc, const char *sid, json_t **out)
 {
     const char *params[] = {sid, rc->caller.host_id};
@@ -233,7 +256,7 @@ static int may_join(route_ctx *rc, const char *sid, enum MHD_Result *res)
     if (body_string(rc, "invite", NULL, API_MAX_INVITE, &invite, res) != 0)
         return -1;
     invite_token(sid, want);
-    if (strlen(invite) != 64 || CRYPTO_memcmp(invite, want, 64) != 0) {
+    if (!token_matches(invite, want)) {
         *res = not_found(rc, "session", sid); /* no hint whether it exists */
         return -1;
     }
@@ -306,16 +329,42 @@ static enum MHD_Result participant_join(route_ctx *rc, const char *sid)
         return api_reply_error(rc->conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal",
                                "cannot sign tokens");
     }
+    char refresh[65];
+    refresh_token(sid, pid, refresh);
     json_object_set_new(p, "ingest", ing);
     json_object_set_new(p, "livekit", lk);
+    json_object_set_new(p, "refresh_token", json_string(refresh));
     return api_reply_json(rc->conn, MHD_HTTP_CREATED, p);
+}
+
+/* The host may refresh any participant's ingest token; a guest only its
+ * own, with the join's refresh_token beside the invite. 0 or -1 with the
+ * reply queued. */
+static int may_refresh(route_ctx *rc, const char *sid, const char *pid, enum MHD_Result *res)
+{
+    const char *given;
+    char want[65];
+    if (may_join(rc, sid, res) != 0)
+        return -1;
+    if (rc->authed)
+        return 0;
+    if (body_string(rc, "refresh_token", NULL, API_MAX_INVITE, &given, res) != 0)
+        return -1;
+    refresh_token(sid, pid, want);
+    if (!token_matches(given, want)) {
+        *res =
+            api_reply_error(rc->conn, MHD_HTTP_UNAUTHORIZED, "unauthorized",
+                            "field refresh_token is not the one participant %s got at join", pid);
+        return -1;
+    }
+    return 0;
 }
 
 static enum MHD_Result ingest_refresh(route_ctx *rc, const char *sid, const char *pid)
 {
     enum MHD_Result res;
     json_t *p = NULL;
-    if (may_join(rc, sid, &res) != 0)
+    if (may_refresh(rc, sid, pid, &res) != 0)
         return res;
     const char *params[] = {sid, pid};
     if (query_json("SELECT json_build_object('participant_id', p.id) FROM participants p "

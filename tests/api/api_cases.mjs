@@ -170,6 +170,32 @@ await run('refresh an ingest token', async () => {
   expect(u.status === 404, u.text);
 });
 
+const jwtClaims = (token) => JSON.parse(Buffer.from(token.split('.')[1], 'base64url').toString());
+
+// bad-input: token-issuer API | a guest refreshing an ingest token without its join's `refresh_token`, or with another participant's | 400 `invalid_field` / 401 `unauthorized` naming the field and the participant | no token issued
+await run("a guest refreshes only its own ingest token: the invite alone, or another participant's refresh_token, is refused", async () => {
+  const s = (await call('POST', '/v1/sessions', { body: { title: 'refresh scope' } })).json;
+  const host = (await call('POST', `/v1/sessions/${s.id}/participants`, { body: { role: 'host' } })).json;
+  const join = (name) => call('POST', `/v1/sessions/${s.id}/participants`, { key: null, body: { invite: s.invite_token, display_name: name } });
+  const refresh = (pid, body) => call('POST', `/v1/sessions/${s.id}/participants/${pid}/ingest-token`, { key: null, body });
+  const [a, b] = [await join('Guest A'), await join('Guest B')];
+  expect(host.participant_id && a.status === 201 && b.status === 201, a.text + b.text);
+  expect(/^[0-9a-f]{64}$/.test(a.json.refresh_token) && a.json.refresh_token !== b.json.refresh_token, a.text);
+  const invite = s.invite_token;
+  const own = await refresh(a.json.participant_id, { invite, refresh_token: a.json.refresh_token });
+  expect(own.status === 200, own.text);
+  const claims = jwtClaims(own.json.ingest.token);
+  expect(claims.sub === a.json.participant_id && claims.sid === s.id, JSON.stringify(claims));
+  const inviteOnly = await refresh(a.json.participant_id, { invite });
+  expect(inviteOnly.status === 400 && /refresh_token/.test(inviteOnly.json.error.message), inviteOnly.text);
+  for (const pid of [b.json.participant_id, host.participant_id]) {
+    const other = await refresh(pid, { invite, refresh_token: a.json.refresh_token });
+    expect(other.status === 401 && other.json.error.message.includes(pid) && !other.json.ingest, other.text);
+  }
+  const badInvite = await refresh(a.json.participant_id, { invite: 'f'.repeat(64), refresh_token: a.json.refresh_token });
+  expect(badInvite.status === 404, badInvite.text);
+});
+
 await run("editors' listing: participants and their tracks", async () => {
   const r = await call('GET', `/v1/sessions/${session.id}/tracks`);
   expect(r.status === 200 && r.json.participants.length === 2, r.text);

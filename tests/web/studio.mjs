@@ -302,6 +302,15 @@ await run('two participants in two browser contexts: two tracks with offsets in 
   await guest.page.click('#join');
   await guest.page.waitForURL(/session\.html/, { timeout: 20000 });
   const gpid = new URL(guest.page.url()).searchParams.get('pid');
+  // The guest's page refreshes its ingest token with the invite and the
+  // refresh_token its join returned (kept with the join for recovery).
+  const refreshed = await guest.page.evaluate(async ([sid, pid]) => {
+    const c = await import('/lib/pages/common.js');
+    const join = c.loadJoin(sid, pid);
+    const token = await c.freshIngestToken(join);
+    return { hasRefresh: /^[0-9a-f]{64}$/.test(join.refresh_token || ''), sub: JSON.parse(atob(token.split('.')[1].replace(/-/g, '+').replace(/_/g, '/'))).sub };
+  }, [h.sid, gpid]);
+  expect(refreshed.hasRefresh && refreshed.sub === gpid, `guest token refresh: ${JSON.stringify(refreshed)}`);
   // Each click is bracketed by the test's clock: under load a click takes
   // hundreds of ms to land, so the guest started between g0 - t1 and
   // g1 - t0 after the host (plus each page's own start latency).

@@ -99,11 +99,12 @@ export function joinSession(sid, { invite, displayName, key } = {}) {
   return request('POST', `/v1/sessions/${enc(sid)}/participants`, { key: invite ? undefined : key, body });
 }
 
-// A fresh ingest grant {url, token, expires_at}.
-export async function ingestToken(sid, pid, { invite, key } = {}) {
+// A fresh ingest grant {url, token, expires_at}. A guest passes the invite
+// and the refresh_token its join returned; a host its key.
+export async function ingestToken(sid, pid, { invite, refreshToken, key } = {}) {
   const reply = await request('POST', `/v1/sessions/${enc(sid)}/participants/${enc(pid)}/ingest-token`, {
     key: invite ? undefined : key,
-    body: invite ? { invite } : {},
+    body: invite ? { invite, refresh_token: refreshToken } : {},
   });
   return reply.ingest;
 }

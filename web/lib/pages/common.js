@@ -131,12 +131,16 @@ export function savedJoins() {
   return out;
 }
 
-// Asks for a fresh ingest token for a saved join (invite for guests, the
-// stored API key for hosts); keeps the newest grant in the saved join info.
+// Asks for a fresh ingest token for a saved join (invite and the join's
+// refresh_token for guests, the stored API key for hosts); keeps the newest grant in the saved join info.
 export async function freshIngestToken(join) {
   const sid = join.session_id;
   const pid = join.participant_id;
-  const grant = await ingestToken(sid, pid, join.invite ? { invite: join.invite } : { key: getApiKey() });
+  const grant = await ingestToken(
+    sid,
+    pid,
+    join.invite ? { invite: join.invite, refreshToken: join.refresh_token } : { key: getApiKey() },
+  );
   const saved = loadJoin(sid, pid) || join;
   saved.ingest = { ...(saved.ingest || {}), ...grant };
   try {
