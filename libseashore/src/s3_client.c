@@ -235,8 +235,13 @@ static void fail(const ss_s3_conn *conn, const s3_req *rq, ss_s3_result *res, bo
  * caller still has the bytes). */
 static bool code_transient(const char *code)
 {
-    static const char *const codes[] = {"InternalError",  "SlowDown",  "ServiceUnavailable",
-                                        "RequestTimeout", "BadDigest", "XAmzContentSHA256Mismatch"};
+    /* 4xx among them: the body was damaged or slow on the way, the clocks
+     * disagree for a while (403), a conflicting request is still running
+     * (409); each passes with time. */
+    static const char *const codes[] = {
+        "InternalError",        "SlowDown",        "ServiceUnavailable",
+        "RequestTimeout",       "BadDigest",       "XAmzContentSHA256Mismatch",
+        "RequestTimeTooSkewed", "OperationAborted"};
     for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++)
         if (strcmp(code, codes[i]) == 0)
             return true;

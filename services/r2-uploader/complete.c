@@ -73,8 +73,22 @@ static const ss_s3_part *part_find(const ss_s3_part *parts, size_t n, int number
     return NULL;
 }
 
+/* The object exists with the track's size: an earlier Complete went
+ * through before a crash. retry: HEAD until the store answers, else once. */
+static bool object_whole(up_item *it, const track_complete *c, const up_track *t, bool retry)
+{
+    uint64_t size = 0;
+    ss_s3_result res;
+    int rc =
+        retry ? STORE_RETRY(it, &res, ss_s3_head_object(it->s3, t->object_key, &size, NULL, &res))
+              : ss_s3_head_object(it->s3, t->object_key, &size, NULL, &res);
+    return rc == 0 && size == c->total_bytes;
+}
+
 /* Uploads again every recorded part the store does not hold as recorded.
- * 0, -1 failed for good (recorded), -2 draining. */
+ * 0, 1 the upload was completed already (the object is whole: the store
+ * took a Complete whose answer a crash or a drain cut off), -1 failed for
+ * good (recorded), -2 draining. */
 static int parts_repair(up_item *it, const track_complete *c, const up_track *t, ss_s3_part *parts,
                         size_t n)
 {
@@ -90,7 +104,9 @@ static int parts_repair(up_item *it, const track_complete *c, const up_track *t,
                     "track_id", c->track_id);
         return 0;
     }
-    if (rc == -1)
+    if (rc == -1 && strcmp(res.code, "NoSuchUpload") == 0 && object_whole(it, c, t, true))
+        rc = 1;
+    else if (rc == -1)
         up_fail(it, c->track_id, t->object_key, c->part_size, res.code, res.message);
     for (size_t i = 0; rc == 0 && i < n; i++) {
         const ss_s3_part *s = part_find(stored, nstored, parts[i].part_number);
@@ -110,18 +126,6 @@ static int parts_repair(up_item *it, const track_complete *c, const up_track *t,
     }
     free(stored);
     return rc;
-}
-
-/* The object exists with the track's size: an earlier Complete went
- * through before a crash. retry: HEAD until the store answers, else once. */
-static bool object_whole(up_item *it, const track_complete *c, const up_track *t, bool retry)
-{
-    uint64_t size = 0;
-    ss_s3_result res;
-    int rc =
-        retry ? STORE_RETRY(it, &res, ss_s3_head_object(it->s3, t->object_key, &size, NULL, &res))
-              : ss_s3_head_object(it->s3, t->object_key, &size, NULL, &res);
-    return rc == 0 && size == c->total_bytes;
 }
 
 /* CompleteMultipartUpload until it succeeds, fails for good (-1 with res)
@@ -203,12 +207,33 @@ static int parts_reload(up_item *it, const char *track_id, ss_s3_part **parts, s
     return 0;
 }
 
+/* Repairs the recorded parts at the store and completes the upload. 0
+ * (also when a Complete before a crash did it), -1 failed for good
+ * (recorded), -2 draining. */
+static int upload_finish(up_item *it, const track_complete *c, const up_track *t,
+                         ss_s3_part **parts, size_t *n)
+{
+    ss_s3_result res;
+    int rc = parts_repair(it, c, t, *parts, *n); /* records its own failures */
+    if (rc == 1)
+        return 0;
+    if (rc == 0)
+        rc = parts_reload(it, c->track_id, parts, n);
+    if (rc != 0)
+        return rc;
+    rc = complete_retry(it, c, t, *parts, *n, &res);
+    if (rc == -1 && strcmp(res.code, "NoSuchUpload") == 0 && object_whole(it, c, t, true))
+        return 0; /* completed before a crash */
+    if (rc == -1)
+        up_fail(it, c->track_id, t->object_key, c->part_size, res.code, res.message);
+    return rc;
+}
+
 static ss_work_verdict complete_upload(up_item *it, const track_complete *c, const up_track *t)
 {
     ss_s3_part *parts = NULL;
     size_t n = 0;
     char err[256], why[UP_KEY_MAX + 128];
-    ss_s3_result res;
     ss_work_verdict v = SS_WORK_DONE;
     if (up_db_parts_list(it->pg, c->track_id, &parts, &n, err, sizeof err) != 0)
         return SS_WORK_LATER;
@@ -223,16 +248,7 @@ static ss_work_verdict complete_upload(up_item *it, const track_complete *c, con
     } else if (parts_check(c, parts, n, why, sizeof why) != 0) {
         up_fail(it, c->track_id, t->object_key, c->part_size, "PartSizeMismatch", why);
     } else {
-        int rc = parts_repair(it, c, t, parts, n); /* records its own failures */
-        if (rc == 0)
-            rc = parts_reload(it, c->track_id, &parts, &n);
-        if (rc == 0) {
-            rc = complete_retry(it, c, t, parts, n, &res);
-            if (rc == -1 && strcmp(res.code, "NoSuchUpload") == 0 && object_whole(it, c, t, true))
-                rc = 0; /* completed before a crash */
-            else if (rc == -1)
-                up_fail(it, c->track_id, t->object_key, c->part_size, res.code, res.message);
-        }
+        int rc = upload_finish(it, c, t, &parts, &n);
         if (rc == 0 && !object_whole(it, c, t, true)) {
             snprintf(why, sizeof why, "the completed object %s does not have %" PRIu64 " bytes",
                      t->object_key, c->total_bytes);

@@ -81,13 +81,12 @@ void up_fail(up_item *it, const char *track_id, const char *key, uint64_t part_s
     up_notify_failed(track_id, code, message);
 }
 
-/* Store answers that are 4xx but worth retrying: the body was damaged or
- * slow on the way, or the clocks disagree for a while. */
+/* Beyond the client's transient answers, those that blame a part's body
+ * (our ETag check, a Content-MD5 the store could not read): the part
+ * buffer is read again for the next attempt. */
 static bool retry_worthy(const ss_s3_result *res)
 {
-    static const char *codes[] = {"BadDigest",      "BadETag",
-                                  "RequestTimeout", "RequestTimeTooSkewed",
-                                  "InvalidDigest",  "XAmzContentSHA256Mismatch"};
+    static const char *codes[] = {"BadETag", "InvalidDigest"};
     if (res->transient)
         return true;
     for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++)
@@ -244,7 +243,9 @@ static ss_work_verdict part_upload(up_item *it, const Seashore__V1__PartReady *p
     if (rc == -1) {
         if (track_load(it, p->track_id, t) != 0)
             return SS_WORK_ABANDON;
-        if (!session_gone(t))
+        /* NoSuchUpload for a redelivered part whose upload completed (or
+         * failed, or was aborted) meanwhile: nothing is lost. */
+        if (!session_gone(t) && strcmp(t->upload_state, "uploading") == 0)
             up_fail(it, p->track_id, p->object_key, p->part_size, res.code, res.message);
         return SS_WORK_DONE;
     }

@@ -11,6 +11,22 @@
 #include "seashore/session.h"
 #include "seashore/v1/work.pb-c.h"
 
+/* AbortMultipartUpload. A store without it (405 or 501: s3rver, which
+ * make dev runs) keeps the parts where no one can fetch them: logged, and
+ * the deletion goes on rather than waiting for ever. */
+static int upload_abort(up_item *it, const char *track_id, const char *key, const char *upload_id,
+                        ss_s3_result *res)
+{
+    if (ss_s3_abort_multipart(it->s3, key, upload_id, res) == 0)
+        return 0;
+    if (res->http_status != 405 && res->http_status != 501)
+        return -1;
+    ss_log_warn("the store cannot abort a multipart upload; its parts stay there",
+                "{s:s, s:s, s:i}", "track_id", track_id, "key", key, "status",
+                (int)res->http_status);
+    return 0;
+}
+
 /* Aborts one upload and deletes its object. 0, -1 failed for good (logged;
  * the operator must clean up), -2 draining. */
 static int upload_remove(up_item *it, const char *track_id, const char *key, const char *upload_id,
@@ -20,7 +36,7 @@ static int upload_remove(up_item *it, const char *track_id, const char *key, con
     int rc = 0;
     for (int attempt = 0; rc == 0; attempt++) {
         bool ok = (upload_id[0] == '\0' || strcmp(state, "completed") == 0 ||
-                   ss_s3_abort_multipart(it->s3, key, upload_id, &res) == 0) &&
+                   upload_abort(it, track_id, key, upload_id, &res) == 0) &&
                   ss_s3_delete_object(it->s3, key, &res) == 0;
         if (ok)
             return 0;

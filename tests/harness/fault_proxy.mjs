@@ -10,6 +10,13 @@
 //        [--faults 500,503,reset,stall,slow,truncate] [--stall-ms 60000] \
 //        [--only-methods PUT,POST] [--control-file PATH] \
 //        [--slow-bytes 64] [--slow-step 4] [--slow-interval-ms 100]
+//        [--s3-finished-uploads]
+//
+// --s3-finished-uploads: once a Complete (POST ?uploadId=) or an Abort
+// (DELETE ?uploadId=) of an upload succeeded through the proxy, any later
+// request naming that upload gets 404 NoSuchUpload, as S3 and R2 answer;
+// Swift's s3api still lists a completed upload's parts and takes its
+// Complete again.
 //
 // stdout: exactly one line, FAULT_PROXY_PORT=<port>, once it listens.
 // stderr: one JSON line per request,
@@ -102,6 +109,7 @@ const OUT_HIGH_WATER = 256 * 1024;
 
 const REASONS = {
   400: 'Bad Request',
+  404: 'Not Found',
   431: 'Request Header Fields Too Large',
   500: 'Internal Server Error',
   502: 'Bad Gateway',
@@ -194,6 +202,12 @@ function xmlEscape(s) {
   );
 }
 
+/** The uploadId query parameter of a request target, or null. */
+function uploadIdOf(target) {
+  const q = target.indexOf('?');
+  return q < 0 ? null : new URLSearchParams(target.slice(q + 1)).get('uploadId');
+}
+
 function s3Error(status, code, message, resource, rid) {
   return Buffer.from(
     '<?xml version="1.0" encoding="UTF-8"?>\n' +
@@ -214,6 +228,7 @@ export class FaultProxy {
     this.conns = new Set();
     this.drains = new Set(); // upstream sockets read to their end after a truncate
     this.defaults = { rate: opts.rate, kinds: opts.kinds, mode: 'normal' };
+    this.finishedUploads = new Set(); // --s3-finished-uploads
     this.control = { ...this.defaults };
     this.server = net.createServer({ allowHalfOpen: true }, (sock) => {
       const c = new Conn(this, sock);
@@ -271,6 +286,21 @@ export class FaultProxy {
     if (down) fault = '503';
     if (fault !== 'none') this.counts[fault]++;
     return { n, fault, frac, down };
+  }
+
+  /** With --s3-finished-uploads: whether the request names a finished
+   * upload; and, for a successful answer, whether it finished one. */
+  uploadFinished(path) {
+    const id = uploadIdOf(path);
+    return this.opts.finishedUploads && id !== null && this.finishedUploads.has(id);
+  }
+
+  noteAnswer(r) {
+    const id = uploadIdOf(r.path);
+    const ends = r.method === 'POST' || r.method === 'DELETE';
+    if (this.opts.finishedUploads && id !== null && ends && r.status >= 200 && r.status < 300) {
+      this.finishedUploads.add(id);
+    }
   }
 
   log(r, extra) {
@@ -443,7 +473,7 @@ class Conn {
       n: d.n,
       method,
       path: target,
-      fault: d.fault,
+      fault: this.p.uploadFinished(target) ? 'nosuchupload' : d.fault,
       frac: d.frac,
       down: d.down,
       head,
@@ -488,7 +518,7 @@ class Conn {
         r.resetAt = Math.max(1, Math.floor(r.frac * (r.body.kind === 'length' ? r.body.length : 65536)));
         if (r.expect100) this.c.write(CONTINUE);
         break;
-      default: // 500, 503, stall: drain the body, then answer (or not)
+      default: // 500, 503, nosuchupload, stall: drain the body, then answer (or not)
         if (r.bodyDone) return this.onBodyComplete(r);
         if (r.expect100) this.c.write(CONTINUE);
     }
@@ -508,7 +538,7 @@ class Conn {
   }
 
   onBodyComplete(r) {
-    if (r.fault === '500' || r.fault === '503') return this.sendError(r);
+    if (r.fault === '500' || r.fault === '503' || r.fault === 'nosuchupload') return this.sendError(r);
     if (r.fault === 'stall') {
       this.p.log(r);
       this.timer(() => this.teardown('stall over'), this.p.opts.stallMs);
@@ -522,6 +552,8 @@ class Conn {
     let status, code, msg;
     if (r.fault === '500') {
       [status, code, msg] = [500, 'InternalError', 'We encountered an internal error. Please try again.'];
+    } else if (r.fault === 'nosuchupload') {
+      [status, code, msg] = [404, 'NoSuchUpload', 'The specified multipart upload does not exist.'];
     } else if (r.down) {
       [status, code, msg] = [503, 'ServiceUnavailable', 'Service is unable to handle request.'];
     } else {
@@ -691,6 +723,7 @@ class Conn {
         else if (h.get('content-length')) body = new BodyTracker('length', Number(h.get('content-length')[0]) || 0);
         else body = new BodyTracker('eof');
         r.status = status;
+        this.p.noteAnswer(r);
         r.resp = {
           headLen: head.length,
           body,
@@ -917,6 +950,7 @@ export function parseArgs(argv) {
     slowBytes: 64,
     slowStep: 4,
     slowIntervalMs: 100,
+    finishedUploads: false,
   };
   const num = (name, v, min) => {
     const n = Number(v);
@@ -930,7 +964,7 @@ export function parseArgs(argv) {
     if (a.startsWith('--') && eq > 0) {
       v = a.slice(eq + 1);
       a = a.slice(0, eq);
-    } else if (a !== '--help' && a !== '-h') {
+    } else if (a !== '--help' && a !== '-h' && a !== '--s3-finished-uploads') {
       v = argv[++i];
     }
     switch (a) {
@@ -947,6 +981,7 @@ export function parseArgs(argv) {
       case '--slow-bytes': o.slowBytes = num(a, v, 0); break;
       case '--slow-step': o.slowStep = num(a, v, 1); break;
       case '--slow-interval-ms': o.slowIntervalMs = num(a, v, 0); break;
+      case '--s3-finished-uploads': o.finishedUploads = true; break;
       case '--help':
       case '-h':
         o.help = true;
@@ -962,7 +997,7 @@ export function parseArgs(argv) {
 const USAGE = `usage: node fault_proxy.mjs --target 127.0.0.1:PORT [--listen 127.0.0.1:0]
        [--seed N] [--fault-rate 0..1] [--faults ${FAULT_KINDS.join(',')}]
        [--stall-ms 60000] [--only-methods PUT,POST] [--control-file PATH]
-       [--slow-bytes 64] [--slow-step 4] [--slow-interval-ms 100]`;
+       [--slow-bytes 64] [--slow-step 4] [--slow-interval-ms 100] [--s3-finished-uploads]`;
 
 async function main() {
   let opts;

@@ -738,6 +738,33 @@ static void test_fake_complete_error(ss_s3_conn *cn, fake_server *s)
     CHECK_EQ_STR(res.code, "InvalidPart");
 }
 
+/* 4xx answers that pass with time are transient for every request, not
+ * only for part uploads: clocks that disagree for a while (403), a
+ * conflicting request still running (409). A plain 403 is not. */
+static void test_fake_transient_4xx(ss_s3_conn *cn, fake_server *s)
+{
+    ss_s3_result res;
+    ss_s3_part *parts = NULL;
+    size_t n = 0;
+    fake_answer(s, "403 Forbidden", xml_hdr,
+                "<Error><Code>RequestTimeTooSkewed</Code><Message>The difference between the "
+                "request time and the current time is too large.</Message></Error>");
+    CHECK_EQ_INT(ss_s3_list_parts(cn, "tracks/x", "id", &parts, &n, &res), -1);
+    CHECK(res.transient);
+    CHECK_EQ_STR(res.code, "RequestTimeTooSkewed");
+    fake_answer(s, "409 Conflict", xml_hdr,
+                "<Error><Code>OperationAborted</Code><Message>A conflicting conditional "
+                "operation is currently in progress against this resource.</Message></Error>");
+    CHECK_EQ_INT(ss_s3_abort_multipart(cn, "tracks/x", "id", &res), -1);
+    CHECK(res.transient);
+    CHECK_EQ_STR(res.code, "OperationAborted");
+    fake_answer(s, "403 Forbidden", xml_hdr,
+                "<Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>");
+    CHECK_EQ_INT(ss_s3_delete_object(cn, "tracks/x", &res), -1);
+    CHECK(!res.transient);
+    free(parts);
+}
+
 /* A ListParts page that says "truncated" without moving on: an error, not
  * an endless loop; an answer above 1 MiB: an error, not unbounded memory. */
 static void test_fake_bad_listing(ss_s3_conn *cn, fake_server *s)
@@ -764,8 +791,9 @@ static void test_fake_bad_listing(ss_s3_conn *cn, fake_server *s)
 }
 
 /* bad-input: S3 client | 503 SlowDown; an ETag that is not the part's MD5; an `<Error>` inside a
- * 200 Complete; a malformed listing | retried / `BadETag` / the store's error / an error naming the
- * answer | nothing recorded as uploaded */
+ * 200 Complete; 403 RequestTimeTooSkewed, 409 OperationAborted; a malformed listing | retried /
+ * `BadETag` / the store's error / retried / an error naming the answer | nothing recorded as
+ * uploaded */
 static void test_fake_answers(void)
 {
     fake_server s;
@@ -779,6 +807,7 @@ static void test_fake_answers(void)
         test_fake_slowdown(cn, &s);
         test_fake_bad_etag(cn, &s);
         test_fake_complete_error(cn, &s);
+        test_fake_transient_4xx(cn, &s);
         test_fake_bad_listing(cn, &s);
     }
     conn_done(c, cn);

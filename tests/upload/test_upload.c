@@ -5,6 +5,8 @@
  *     (ListParts), the client told Committed for each, the muxer handed
  *     TrackUploaded;
  *   - kill -9 of the uploader in the middle: the same upload continues;
+ *     killed after the store completed the upload but before PostgreSQL
+ *     knew: the track completes;
  *   - a part recorded but missing at the store is uploaded again (chunks
  *     kept in the log), or, when the log no longer has its bytes, the track
  *     fails with PartLost instead of completing without them;
@@ -176,6 +178,110 @@ static void test_kill9_resumes_same_upload(void)
     CHECK(up_object_matches(&stack, track, media));
 }
 
+/* A TrackComplete for the track from what PostgreSQL and the file say, as
+ * chunk-store publishes it at End (a new message id: not deduplicated). */
+static int publish_track_complete(const char *track, const char *file)
+{
+    char sql[256], session[64], participant[64], key[512], mime[128], total[32], psize[32];
+    uint8_t sha[32];
+    const struct {
+        const char *column;
+        char *out;
+        size_t len;
+    } cols[] = {{"t.session_id", session, sizeof session},
+                {"t.participant_id", participant, sizeof participant},
+                {"u.object_key", key, sizeof key},
+                {"t.mime_type", mime, sizeof mime},
+                {"t.total_bytes", total, sizeof total},
+                {"t.part_size", psize, sizeof psize}};
+    for (size_t i = 0; i < sizeof cols / sizeof cols[0]; i++) {
+        sqlf(sql, sizeof sql,
+             "SELECT %s FROM tracks t JOIN uploads u ON u.track_id = t.id WHERE t.id = '%s'",
+             cols[i].column, track);
+        if (up_sql(&stack, sql, cols[i].out, cols[i].len) != 0 || cols[i].out[0] == '\0')
+            return -1;
+    }
+    if (up_file_sha256(file, sha) != 0)
+        return -1;
+    Seashore__V1__TrackComplete tc = SEASHORE__V1__TRACK_COMPLETE__INIT;
+    tc.session_id = session;
+    tc.participant_id = participant;
+    tc.track_id = (char *)track;
+    tc.total_bytes = strtoull(total, NULL, 10);
+    tc.part_size = strtoull(psize, NULL, 10);
+    tc.part_count = (uint32_t)((tc.total_bytes + tc.part_size - 1) / tc.part_size);
+    tc.sha256 = (ProtobufCBinaryData){.len = 32, .data = sha};
+    tc.object_key = key;
+    tc.mime_type = mime;
+    tc.kind = SEASHORE__V1__TRACK_KIND__TRACK_KIND_AUDIO_VIDEO;
+    uint8_t buf[2048];
+    size_t n = seashore__v1__track_complete__pack(&tc, buf);
+    natsConnection *nc = NULL;
+    jsCtx *js = NULL;
+    jsErrCode jerr = 0;
+    natsStatus st = natsConnection_ConnectTo(&nc, stack.nats.url);
+    if (st == NATS_OK)
+        st = natsConnection_JetStream(&js, nc, NULL);
+    if (st == NATS_OK)
+        st = js_Publish(NULL, js, "work.complete", buf, (int)n, NULL, &jerr);
+    jsCtx_Destroy(js);
+    natsConnection_Destroy(nc);
+    return st == NATS_OK ? 0 : -1;
+}
+
+/* Restarts r2-uploader with R2_ENDPOINT set to endpoint_env's, or to the
+ * store's own when it is NULL. */
+static void uploader_restart(char *endpoint_env)
+{
+    CHECK_EQ_INT(stack_stop_service(&stack, &stack.uploader_pid, "r2-uploader"), 0);
+    stack.uploader_env[2] = endpoint_env;
+    CHECK(stack_start_uploader(&stack) > 0);
+}
+
+/* The store took CompleteMultipartUpload, and the uploader died before
+ * PostgreSQL recorded it: the redelivered TrackComplete finds no upload
+ * (ListParts: NoSuchUpload) and the object whole, and completes the track
+ * instead of failing it. Made by setting the rows back after a normal
+ * completion and publishing the TrackComplete again. The uploader goes
+ * through the fault proxy's --s3-finished-uploads, which answers for the
+ * completed upload as S3 and R2 do (Swift would list its parts still). */
+static void test_completed_before_crash(void)
+{
+    char track[37], sql[512], v[256], endpoint_env[128];
+    const char *opts[] = {"--fault-rate", "0", "--s3-finished-uploads", NULL};
+    pid_t proxy = up_fault_proxy_start(&stack, opts, endpoint_env, sizeof endpoint_env);
+    if (!CHECK(proxy > 0))
+        return;
+    uploader_restart(endpoint_env);
+    pid_t pid = up_send_track(&stack, "send-done", media, 0, NULL, NULL, NULL, track);
+    if (CHECK(pid > 0)) {
+        CHECK_EQ_INT(up_send_wait(&stack, pid, WAIT_MS), 0);
+        CHECK(wait_track_state(track, "complete"));
+        CHECK_EQ_INT(stack_stop_service(&stack, &stack.uploader_pid, "r2-uploader"), 0);
+        sqlf(sql, sizeof sql,
+             "WITH u AS (UPDATE uploads SET state = 'uploading', completed_at = NULL "
+             "WHERE track_id = '%s' RETURNING track_id) UPDATE tracks SET state = 'ended', "
+             "completed_at = NULL FROM u WHERE id = u.track_id RETURNING state",
+             track);
+        CHECK(up_sql(&stack, sql, v, sizeof v) == 0);
+        CHECK_EQ_STR(v, "ended");
+        CHECK_EQ_INT(publish_track_complete(track, media), 0);
+        CHECK(stack_start_uploader(&stack) > 0);
+        sqlf(sql, sizeof sql,
+             "SELECT u.state || ' ' || t.state || ' ' || coalesce(t.failure, 'no failure') "
+             "FROM uploads u JOIN tracks t ON t.id = u.track_id WHERE t.id = '%s'",
+             track);
+        CHECK(up_wait_sql(&stack, sql, "completed complete no failure", WAIT_MS, NULL, 0));
+        CHECK(up_object_matches(&stack, track, media));
+        char *log = stack_log(&stack, "fault-proxy");
+        CHECK_CONTAINS(log, "\"fault\":\"nosuchupload\"");
+        free(log);
+    }
+    uploader_restart(NULL);
+    harness_signal(stack.h, proxy, SIGTERM);
+    harness_wait_exit(stack.h, proxy, 10000, NULL);
+}
+
 /* Deletes part 1 of an upload behind s3api's back, through Swift's own
  * API: s3api keeps parts as objects <bucket>+segments/<key>/<upload>/<n>. */
 static int swift_delete_part(const char *key, const char *upload_id, int part)
@@ -338,63 +444,39 @@ static void test_store_failures_are_visible(void)
 
 static void test_session_delete_aborts_upload(void)
 {
-    char track[37], sql[512], key[512], upload_id[256], v[64];
-    char *session = NULL, *participant = NULL, *host_id = NULL;
-    sqlf(sql, sizeof sql, "SELECT host_id FROM sessions WHERE id = '%s'", stack.session_id);
-    CHECK_EQ_INT(harness_pg_exec(&stack.pg, sql, &host_id), 0);
+    char track[37], sql[512], key[512], upload_id[256], session[37], participant[37];
+    pid_t pid = up_doomed_track(&stack, media, RATE / 2, session, participant, track);
+    if (!CHECK(pid > 0))
+        return;
+    sqlf(sql, sizeof sql, "SELECT object_key FROM uploads WHERE track_id = '%s'", track);
+    up_sql(&stack, sql, key, sizeof key);
+    sqlf(sql, sizeof sql, "SELECT upload_id FROM uploads WHERE track_id = '%s'", track);
+    up_sql(&stack, sql, upload_id, sizeof upload_id);
+    CHECK_EQ_INT(up_api_delete_session(&stack, session), 202);
+    sqlf(sql, sizeof sql, "SELECT state FROM uploads WHERE track_id = '%s'", track);
+    CHECK(up_wait_sql(&stack, sql, "aborted", WAIT_MS, NULL, 0));
+    /* the uploader's share is recorded; no muxer runs here, so the editor
+     * files' share is not, and the session stays deleting */
     sqlf(sql, sizeof sql,
-         "INSERT INTO sessions (host_id, title) VALUES ('%s', 'doomed') RETURNING id", host_id);
-    CHECK_EQ_INT(harness_pg_exec(&stack.pg, sql, &session), 0);
-    sqlf(sql, sizeof sql,
-         "INSERT INTO participants (session_id, identity, role) VALUES ('%s', 'g', 'guest') "
-         "RETURNING id",
+         "SELECT state || ' ' || (raw_removed_at IS NOT NULL) || ' ' || "
+         "(files_removed_at IS NOT NULL) FROM sessions WHERE id = '%s'",
          session);
-    CHECK_EQ_INT(harness_pg_exec(&stack.pg, sql, &participant), 0);
-    pid_t pid =
-        up_send_track(&stack, "send-doomed", media, RATE / 2, session, participant, NULL, track);
-    if (CHECK(pid > 0) && CHECK(wait_parts(track, 1))) {
-        sqlf(sql, sizeof sql, "SELECT object_key FROM uploads WHERE track_id = '%s'", track);
-        up_sql(&stack, sql, key, sizeof key);
-        sqlf(sql, sizeof sql, "SELECT upload_id FROM uploads WHERE track_id = '%s'", track);
-        up_sql(&stack, sql, upload_id, sizeof upload_id);
-        char *api_key = stack_api_key(&stack, "host@example.test");
-        snprintf(sql, sizeof sql,
-                 "curl -s -o /dev/null -w '%%{http_code}' -X DELETE -H 'Authorization: Bearer %s' "
-                 "'%s/v1/sessions/%s'",
-                 api_key ? api_key : "", stack.api_url, session);
-        FILE *f = popen(sql, "r");
-        CHECK(f != NULL && fgets(v, sizeof v, f) && strcmp(v, "202") == 0);
-        if (f)
-            pclose(f);
-        free(api_key);
-        sqlf(sql, sizeof sql, "SELECT state FROM uploads WHERE track_id = '%s'", track);
-        CHECK(up_wait_sql(&stack, sql, "aborted", WAIT_MS, NULL, 0));
-        /* the uploader's share is recorded; no muxer runs here, so the
-         * editor files' share is not, and the session stays deleting */
-        sqlf(sql, sizeof sql,
-             "SELECT state || ' ' || (raw_removed_at IS NOT NULL) || ' ' || "
-             "(files_removed_at IS NOT NULL) FROM sessions WHERE id = '%s'",
-             session);
-        CHECK(up_wait_sql(&stack, sql, "deleting true false", WAIT_MS, NULL, 0));
-        ss_s3_client *c = stack_s3_client(&stack);
-        ss_s3_conn *conn = c ? ss_s3_conn_new(c) : NULL;
-        ss_s3_part *parts = NULL;
-        size_t n = 0;
-        ss_s3_result res;
-        uint64_t size;
-        CHECK_EQ_INT(ss_s3_list_parts(conn, key, upload_id, &parts, &n, &res), -1);
-        CHECK_EQ_STR(res.code, "NoSuchUpload");
-        CHECK_EQ_INT(ss_s3_head_object(conn, key, &size, NULL, &res), -1);
-        CHECK_EQ_INT(res.http_status, 404);
-        free(parts);
-        ss_s3_conn_free(conn);
-        ss_s3_client_free(c);
-    }
+    CHECK(up_wait_sql(&stack, sql, "deleting true false", WAIT_MS, NULL, 0));
+    ss_s3_client *c = stack_s3_client(&stack);
+    ss_s3_conn *conn = c ? ss_s3_conn_new(c) : NULL;
+    ss_s3_part *parts = NULL;
+    size_t n = 0;
+    ss_s3_result res;
+    uint64_t size;
+    CHECK_EQ_INT(ss_s3_list_parts(conn, key, upload_id, &parts, &n, &res), -1);
+    CHECK_EQ_STR(res.code, "NoSuchUpload");
+    CHECK_EQ_INT(ss_s3_head_object(conn, key, &size, NULL, &res), -1);
+    CHECK_EQ_INT(res.http_status, 404);
+    free(parts);
+    ss_s3_conn_free(conn);
+    ss_s3_client_free(c);
     harness_signal(stack.h, pid, SIGKILL);
     up_send_wait(&stack, pid, 5000);
-    free(session);
-    free(participant);
-    free(host_id);
 }
 
 int main(void)
@@ -407,6 +489,7 @@ int main(void)
     }
     TEST_RUN(test_upload_while_recording);
     TEST_RUN(test_kill9_resumes_same_upload);
+    TEST_RUN(test_completed_before_crash);
     TEST_RUN(test_missing_part_uploaded_again);
     TEST_RUN(test_missing_part_without_its_bytes_fails);
     TEST_RUN(test_store_failures_are_visible);

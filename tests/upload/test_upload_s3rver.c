@@ -2,7 +2,9 @@
  * ListParts: a recording still ends up byte-exact in its bucket (the
  * uploader completes with the ETags recorded in PostgreSQL). And s3rver
  * answers a CompleteMultipartUpload repeated after a lost answer with a
- * 500 for ever: the uploader must see that the object is whole (HEAD). */
+ * 500 for ever: the uploader must see that the object is whole (HEAD).
+ * And s3rver cannot abort a multipart upload (405): deleting a session
+ * mid-upload must still get through the uploader's share. */
 #include "check.h"
 #include "upload_util.h"
 
@@ -15,6 +17,7 @@
 
 static ingest_stack stack = {
     .with_uploader = true,
+    .with_issuer = true,
     .extra_env = {"UPLOAD_PART_SIZE=5MiB"},
 };
 
@@ -29,6 +32,28 @@ static void test_dev_store_upload(void)
     snprintf(sql, sizeof sql, "SELECT state FROM tracks WHERE id = '%s'", track);
     CHECK(up_wait_sql(&stack, sql, "complete", 60000, NULL, 0));
     CHECK(up_object_matches(&stack, track, media));
+}
+
+/* The uploader's share of a session deletion is recorded although the
+ * abort got a 405 (the parts stay in s3rver's directory, logged): the
+ * session of make dev does not stay `deleting` for ever. */
+static void test_session_delete_without_abort(void)
+{
+    char media[1024], track[37], session[37], participant[37], sql[256];
+    CHECK_EQ_INT(up_make_media(&stack, "doomed.bin", 4L * UP_PART, media, sizeof media), 0);
+    pid_t pid = up_doomed_track(&stack, media, 5, session, participant, track);
+    if (!CHECK(pid > 0))
+        return;
+    CHECK_EQ_INT(up_api_delete_session(&stack, session), 202);
+    snprintf(sql, sizeof sql,
+             "SELECT state || ' ' || (raw_removed_at IS NOT NULL) FROM sessions WHERE id = '%s'",
+             session);
+    CHECK(up_wait_sql(&stack, sql, "deleting true", 60000, NULL, 0));
+    char *log = stack_log(&stack, "r2-uploader");
+    CHECK_CONTAINS(log, "the store cannot abort a multipart upload");
+    free(log);
+    harness_signal(stack.h, pid, SIGKILL);
+    up_send_wait(&stack, pid, 5000);
 }
 
 static pid_t proxy_pid;
@@ -102,6 +127,7 @@ int main(void)
         return 1;
     }
     TEST_RUN(test_dev_store_upload);
+    TEST_RUN(test_session_delete_without_abort);
     TEST_RUN(test_lost_complete_answer);
     CHECK_EQ_INT(stack_stop(&stack), 0);
     return check_finish();

@@ -154,3 +154,59 @@ pid_t up_fault_proxy_start(ingest_stack *s, const char *const *opts, char *endpo
     snprintf(endpoint_env, len, "R2_ENDPOINT=http://127.0.0.1:%d", port);
     return pid > 0 && harness_wait_port(port, 20000) == 0 ? pid : -1;
 }
+
+/* Runs sql (one value) into out, 37 bytes: an id. */
+static int sql_id(ingest_stack *s, const char *sql, char *out)
+{
+    return up_sql(s, sql, out, 37) == 0 && out[0] != '\0' ? 0 : -1;
+}
+
+pid_t up_doomed_track(ingest_stack *s, const char *file, int rate, char *session, char *participant,
+                      char *track_id)
+{
+    char sql[512], host_id[64];
+    snprintf(sql, sizeof sql, "SELECT host_id FROM sessions WHERE id = '%s'", s->session_id);
+    if (up_sql(s, sql, host_id, sizeof host_id) != 0)
+        return -1;
+    snprintf(sql, sizeof sql,
+             "INSERT INTO sessions (host_id, title) VALUES ('%s', 'doomed') RETURNING id", host_id);
+    if (sql_id(s, sql, session) != 0)
+        return -1;
+    snprintf(sql, sizeof sql,
+             "INSERT INTO participants (session_id, identity, role) VALUES ('%s', 'g', 'guest') "
+             "RETURNING id",
+             session);
+    if (sql_id(s, sql, participant) != 0)
+        return -1;
+    pid_t pid = up_send_track(s, "send-doomed", file, rate, session, participant, NULL, track_id);
+    if (pid <= 0)
+        return -1;
+    snprintf(sql, sizeof sql,
+             "SELECT (count(*) >= 1)::text FROM upload_parts WHERE track_id = '%s'", track_id);
+    if (!up_wait_sql(s, sql, "true", 60000, NULL, 0)) {
+        harness_signal(s->h, pid, SIGKILL);
+        up_send_wait(s, pid, 5000);
+        return -1;
+    }
+    return pid;
+}
+
+int up_api_delete_session(ingest_stack *s, const char *session)
+{
+    char cmd[1024], v[16] = "";
+    char *api_key = stack_api_key(s, "host@example.test");
+    if (api_key == NULL)
+        return -1;
+    snprintf(cmd, sizeof cmd,
+             "curl -s -o /dev/null -w '%%{http_code}' -X DELETE -H 'Authorization: Bearer %s' "
+             "'%s/v1/sessions/%s'",
+             api_key, s->api_url, session);
+    free(api_key);
+    FILE *f = popen(cmd, "r");
+    if (f == NULL)
+        return -1;
+    if (fgets(v, sizeof v, f) == NULL)
+        v[0] = '\0';
+    pclose(f);
+    return v[0] ? atoi(v) : -1;
+}

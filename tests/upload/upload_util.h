@@ -48,6 +48,14 @@ pid_t up_send_track(ingest_stack *s, const char *name, const char *file, int rat
 pid_t up_fault_proxy_start(ingest_stack *s, const char *const *opts, char *endpoint_env,
                            size_t len);
 
+/* A session of the stack's host made for deleting: one guest, a track of
+ * `file` sent into it at `rate`, and the first part of its upload
+ * recorded. session and participant get the ids (37 bytes each), track_id
+ * the track's. The sender's pid (still sending), or -1 (then none runs). */
+pid_t up_doomed_track(ingest_stack *s, const char *file, int rate, char *session, char *participant,
+                      char *track_id);
+/* DELETE /v1/sessions/{sid} with the host's API key: the HTTP status, or -1. */
+int up_api_delete_session(ingest_stack *s, const char *session);
 /* The raw object's sha256 equals the file's. */
 bool up_object_matches(ingest_stack *s, const char *track_id, const char *file);
 
