@@ -3,8 +3,6 @@
  * authorises, and wraps. */
 #include "api.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -604,37 +602,14 @@ static int parse_body(route_ctx *rc, enum MHD_Result *res)
  * Retry-After beyond the configured rate. */
 static bool rate_limited(route_ctx *rc, enum MHD_Result *res)
 {
-    char who[64];
-    int retry = 1;
+    char who[96], addr[64];
     if (rc->authed) {
         snprintf(who, sizeof who, "host:%s", rc->caller.host_id);
     } else {
-        const union MHD_ConnectionInfo *ci =
-            MHD_get_connection_info(rc->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-        char addr[48] = "?";
-        if (ci && ci->client_addr && ci->client_addr->sa_family == AF_INET)
-            inet_ntop(AF_INET, &((const struct sockaddr_in *)ci->client_addr)->sin_addr, addr,
-                      sizeof addr);
-        else if (ci && ci->client_addr && ci->client_addr->sa_family == AF_INET6)
-            inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)ci->client_addr)->sin6_addr, addr,
-                      sizeof addr);
+        api_client_address(rc->conn, addr, sizeof addr);
         snprintf(who, sizeof who, "addr:%s", addr);
     }
-    if (api_rate_check(who, &retry) == 0)
-        return false;
-    char msg[160], retry_s[16];
-    snprintf(msg, sizeof msg,
-             "{\"error\":{\"code\":\"rate_limited\",\"message\":\"more than %lld requests "
-             "per second (burst %lld); retry after %d s\"}}",
-             (long long)api_cfg.rate_per_s, (long long)api_cfg.rate_burst, retry);
-    snprintf(retry_s, sizeof retry_s, "%d", retry);
-    struct MHD_Response *r =
-        MHD_create_response_from_buffer(strlen(msg), msg, MHD_RESPMEM_MUST_COPY);
-    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
-    MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, retry_s);
-    *res = MHD_queue_response(rc->conn, MHD_HTTP_TOO_MANY_REQUESTS, r);
-    MHD_destroy_response(r);
-    return true;
+    return api_rate_limited(rc->conn, who, res);
 }
 
 enum MHD_Result api_handle(struct MHD_Connection *conn, const char *method, const char *url,
@@ -653,8 +628,17 @@ enum MHD_Result api_handle(struct MHD_Connection *conn, const char *method, cons
     bool needs_key = !invite_route(&rc, method) ||
                      MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization") != NULL;
     if (needs_key) {
-        if (api_authenticate(conn, &rc.caller, &res) != 0)
+        /* failed attempts are limited per address, before the next costs
+         * a key lookup or an RSA verification */
+        char addr[64], who[96];
+        api_client_address(conn, addr, sizeof addr);
+        snprintf(who, sizeof who, "authfail:%s", addr);
+        if (api_rate_exhausted_reply(conn, who, &res))
             return res;
+        if (api_authenticate(conn, &rc.caller, &res) != 0) {
+            api_rate_take(who);
+            return res;
+        }
         rc.authed = true;
     }
     if (rate_limited(&rc, &res))

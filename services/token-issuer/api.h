@@ -20,7 +20,7 @@ typedef struct api_config {
     int64_t ingest_token_ttl_s;
     const char *livekit_url, *livekit_api_key, *livekit_api_secret;
     int64_t livekit_token_ttl_s;
-    int64_t rate_per_s, rate_burst;
+    int64_t rate_per_s, rate_burst, trusted_proxies;
     const char *clerk_jwt_key, *clerk_webhook_secret;
     int64_t download_ttl_s;
 } api_config;
@@ -63,8 +63,21 @@ int clerk_authenticate(const char *token, api_caller *caller, char *why, size_t 
 enum MHD_Result clerk_webhook(struct MHD_Connection *conn, const api_request *req);
 
 /* rate_limit.c: 0 when `who` may make a request now, else -1 with the
- * seconds to wait. */
+ * seconds to wait. api_rate_exhausted: the same answer without taking a
+ * request from the bucket. */
 int api_rate_check(const char *who, int *retry_after_s);
+int api_rate_exhausted(const char *who, int *retry_after_s);
+/* True when `who` is over the rate (a request taken from its bucket), with
+ * the 429 (Retry-After) queued in *res. */
+bool api_rate_limited(struct MHD_Connection *conn, const char *who, enum MHD_Result *res);
+/* The same check without taking a request; api_rate_take takes one. */
+bool api_rate_exhausted_reply(struct MHD_Connection *conn, const char *who, enum MHD_Result *res);
+void api_rate_take(const char *who);
+/* The client's address: the connection's peer, or with
+ * API_TRUSTED_PROXIES = n the X-Forwarded-For entry n from the right (the
+ * address the outermost trusted proxy saw; entries a client wrote itself
+ * are further left). "?" when there is none. */
+void api_client_address(struct MHD_Connection *conn, char *out, size_t len);
 
 /* livekit.c: a LiveKit access token (caller frees) or NULL. */
 char *livekit_token(const char *identity, const char *name, const char *room, const char *metadata,

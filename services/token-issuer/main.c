@@ -45,6 +45,10 @@ static const ss_config_var token_issuer_vars[] = {
      &api_cfg.rate_per_s},
     {"API_RATE_BURST", SS_CONFIG_INT, false, false, "100", 1, 100000, NULL,
      "API requests a caller may make at once before API_RATE_LIMIT applies", &api_cfg.rate_burst},
+    {"API_TRUSTED_PROXIES", SS_CONFIG_INT, false, false, "0", 0, 8, NULL,
+     "reverse proxies in front that append the client's address to X-Forwarded-For (1 behind "
+     "one Ingress): per-address limits use the entry this many from its right; 0 = the peer",
+     &api_cfg.trusted_proxies},
     {"CLERK_JWT_KEY", SS_CONFIG_STRING, false, false, "", 0, 0, NULL,
      "Clerk's RS256 public key (PEM): hosts may sign in with Clerk session tokens",
      &api_cfg.clerk_jwt_key},

@@ -1,10 +1,13 @@
-/* rate_limit.c -- a token bucket per caller (host API key, or client
- * address for invite calls): API_RATE_LIMIT requests per second on average,
- * API_RATE_BURST at once. A fixed table; the least recently seen caller is
- * forgotten first, so memory does not grow with the number of callers. */
+/* rate_limit.c -- a token bucket per caller (host API key, client address
+ * for invite calls, client address for failed authentications):
+ * API_RATE_LIMIT requests per second on average, API_RATE_BURST at once. A fixed table; the least
+ * recently seen caller is forgotten first, so memory does not grow with the number of callers. */
 #include "api.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 
@@ -41,21 +44,132 @@ static bucket *find(const char *who, double now)
     return oldest;
 }
 
-int api_rate_check(const char *who, int *retry_after_s)
+/* The caller's bucket, refilled up to now. Lock held. */
+static bucket *refilled(const char *who, double now)
 {
-    double now = now_s();
-    int allowed;
-    pthread_mutex_lock(&lock);
     bucket *b = find(who, now);
     b->tokens += (now - b->last_s) * (double)api_cfg.rate_per_s;
     if (b->tokens > (double)api_cfg.rate_burst)
         b->tokens = (double)api_cfg.rate_burst;
     b->last_s = now;
-    allowed = b->tokens >= 1.0;
+    return b;
+}
+
+static int retry_after(const bucket *b)
+{
+    return (int)((1.0 - b->tokens) / (double)api_cfg.rate_per_s) + 1;
+}
+
+int api_rate_check(const char *who, int *retry_after_s)
+{
+    pthread_mutex_lock(&lock);
+    bucket *b = refilled(who, now_s());
+    int allowed = b->tokens >= 1.0;
     if (allowed)
         b->tokens -= 1.0;
     else
-        *retry_after_s = (int)((1.0 - b->tokens) / (double)api_cfg.rate_per_s) + 1;
+        *retry_after_s = retry_after(b);
     pthread_mutex_unlock(&lock);
     return allowed ? 0 : -1;
+}
+
+int api_rate_exhausted(const char *who, int *retry_after_s)
+{
+    pthread_mutex_lock(&lock);
+    bucket *b = refilled(who, now_s());
+    int allowed = b->tokens >= 1.0;
+    if (!allowed)
+        *retry_after_s = retry_after(b);
+    pthread_mutex_unlock(&lock);
+    return allowed ? 0 : -1;
+}
+
+static void reply_429(struct MHD_Connection *conn, int retry, enum MHD_Result *res)
+{
+    char msg[160], retry_s[16];
+    snprintf(msg, sizeof msg,
+             "{\"error\":{\"code\":\"rate_limited\",\"message\":\"more than %lld requests "
+             "per second (burst %lld); retry after %d s\"}}",
+             (long long)api_cfg.rate_per_s, (long long)api_cfg.rate_burst, retry);
+    snprintf(retry_s, sizeof retry_s, "%d", retry);
+    struct MHD_Response *r =
+        MHD_create_response_from_buffer(strlen(msg), msg, MHD_RESPMEM_MUST_COPY);
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+    MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, retry_s);
+    *res = MHD_queue_response(conn, MHD_HTTP_TOO_MANY_REQUESTS, r);
+    MHD_destroy_response(r);
+}
+
+bool api_rate_limited(struct MHD_Connection *conn, const char *who, enum MHD_Result *res)
+{
+    int retry = 1;
+    if (api_rate_check(who, &retry) == 0)
+        return false;
+    reply_429(conn, retry, res);
+    return true;
+}
+
+bool api_rate_exhausted_reply(struct MHD_Connection *conn, const char *who, enum MHD_Result *res)
+{
+    int retry = 1;
+    if (api_rate_exhausted(who, &retry) == 0)
+        return false;
+    reply_429(conn, retry, res);
+    return true;
+}
+
+void api_rate_take(const char *who)
+{
+    int retry;
+    (void)api_rate_check(who, &retry);
+}
+
+static void peer_address(struct MHD_Connection *conn, char *out, size_t len)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    snprintf(out, len, "?");
+    if (ci && ci->client_addr && ci->client_addr->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)ci->client_addr)->sin_addr, out,
+                  (socklen_t)len);
+    else if (ci && ci->client_addr && ci->client_addr->sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)ci->client_addr)->sin6_addr, out,
+                  (socklen_t)len);
+}
+
+#define XFF_KEEP 16 /* the rightmost entries kept; API_TRUSTED_PROXIES is at most 8 */
+
+/* Entry `from_right` (1 = the last) of X-Forwarded-For, when it is an IP
+ * address; the leftmost when the list is shorter. */
+static bool forwarded_entry(const char *list, int64_t from_right, char *out, size_t len)
+{
+    char copy[2048], *kept[XFF_KEEP], *save = NULL;
+    unsigned char bin[16];
+    int n = 0;
+    if (strlen(list) >= sizeof copy)
+        return false;
+    snprintf(copy, sizeof copy, "%s", list);
+    for (char *e = strtok_r(copy, ",", &save); e != NULL; e = strtok_r(NULL, ",", &save))
+        kept[n++ % XFF_KEEP] = e;
+    if (n == 0)
+        return false;
+    int64_t i = n > from_right ? n - from_right : 0;
+    if (n - i > XFF_KEEP)
+        i = n - XFF_KEEP;
+    char *ip = kept[i % XFF_KEEP];
+    ip += strspn(ip, " \t");
+    ip[strcspn(ip, " \t")] = '\0';
+    if (inet_pton(AF_INET, ip, bin) != 1 && inet_pton(AF_INET6, ip, bin) != 1)
+        return false;
+    snprintf(out, len, "%s", ip);
+    return true;
+}
+
+void api_client_address(struct MHD_Connection *conn, char *out, size_t len)
+{
+    const char *xff = api_cfg.trusted_proxies > 0
+                          ? MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Forwarded-For")
+                          : NULL;
+    if (xff == NULL || !forwarded_entry(xff, api_cfg.trusted_proxies, out, len))
+        peer_address(conn, out, len);
 }

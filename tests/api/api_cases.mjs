@@ -303,6 +303,25 @@ await run('too many requests from one key: 429 with Retry-After; fine again afte
   expect(again.status === 200, again.text);
 });
 
+// bad-input: token-issuer auth | failed authentications beyond `API_RATE_LIMIT` from one client address (behind `API_TRUSTED_PROXIES` proxies: the `X-Forwarded-For` entry the outermost one appended) | 429 `rate_limited` with `Retry-After`, before the credential is looked at; other addresses unaffected | none
+await run('failed authentications are limited per client address, taken from X-Forwarded-For behind the trusted proxy', async () => {
+  // Each request carries entries its client wrote (all different), then
+  // the address the one trusted proxy (API_TRUSTED_PROXIES=1) saw.
+  const bad = (xff) => fetch(API + '/v1/sessions', { headers: { authorization: `Bearer ssk_00000000_${'0'.repeat(40)}`, 'x-forwarded-for': xff } });
+  const answers = [];
+  for (let i = 0; i < 8; i++) {
+    answers.push(...(await Promise.all(Array.from({ length: 50 }, (_, j) => bad(`10.9.${i}.${j}, 203.0.113.7`)))));
+  }
+  const statuses = answers.map((r) => r.status);
+  expect(statuses.filter((s) => s === 401).length >= 100, `the burst was not answered 401: ${statuses.join(' ')}`);
+  const limited = answers.find((r) => r.status === 429);
+  expect(limited && Number(limited.headers.get('retry-after')) >= 1, `no 429 with Retry-After in ${statuses.length} failed attempts`);
+  const neighbour = await bad('10.9.0.1, 203.0.113.8'); // another client of the same proxy
+  expect(neighbour.status === 401, `another address got ${neighbour.status}`);
+  const direct = await call('GET', '/v1/sessions', { key: 'ssk_00000000_' + '1'.repeat(40) }); // no header: the peer
+  expect(direct.status === 401, direct.text);
+});
+
 const clerkToken = (claims, opts = {}) => jwt.sign({ sub: 'user_2abcDEF', sid: 'sess_1', iss: 'https://clerk.example.test', ...claims }, opts.key ?? env.CLERK_TEST_PRIVATE_KEY, { algorithm: opts.alg ?? 'RS256', expiresIn: opts.expiresIn ?? 60 });
 
 await run('Clerk session token: verified offline with CLERK_JWT_KEY; the user becomes a host seeing only its sessions', async () => {

@@ -46,9 +46,9 @@ static void test_api_cases(void)
     snprintf(key_env, sizeof key_env, "API_KEY=%s", key);
     snprintf(other_env, sizeof other_env, "OTHER_API_KEY=%s", other);
     snprintf(rate_env, sizeof rate_env, "RATE_API_KEY=%s", rate);
-    stack.extra_env[3] = key_env;
-    stack.extra_env[4] = other_env;
-    stack.extra_env[5] = rate_env;
+    stack.extra_env[4] = key_env;
+    stack.extra_env[5] = other_env;
+    stack.extra_env[6] = rate_env;
     CHECK_EQ_INT(stack_run_node(&stack, "api-cases", "tests/api/api_cases.mjs", 120000), 0);
 out:
     free(key);
@@ -62,6 +62,7 @@ int main(void)
     stack.extra_env[0] = clerk_public;
     stack.extra_env[1] = clerk_private;
     stack.extra_env[2] = "CLERK_WEBHOOK_SECRET=whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    stack.extra_env[3] = "API_TRUSTED_PROXIES=1"; /* X-Forwarded-For: one proxy appends */
     if (CHECK_EQ_INT(stack_start(&stack, "test_api"), 0))
         TEST_RUN(test_api_cases);
     CHECK_EQ_INT(stack_stop(&stack), 0);
