@@ -71,11 +71,24 @@ static int endpoint_host(const char *endpoint, char *base, size_t blen, char *ho
     return 0;
 }
 
-int ss_s3_presign_get(const ss_s3_config *c, const char *key, int64_t expires_s, time_t now,
-                      char **url_out, char *err, size_t errlen)
+/* The query's parameters after X-Amz-Signature, in the sorted order both
+ * the canonical request and the SDK's URL use. -1 when out is too small. */
+static int query_tail(const char *content_disposition, char *out, size_t cap)
 {
-    char base[512], host[256], path[URL_MAX], query[URL_MAX], amzdate[17], day[9];
-    char cred[512], canon[3 * URL_MAX], digest_hex[65], sts[512], sig_hex[65];
+    int n = snprintf(out, cap, "&X-Amz-SignedHeaders=host");
+    if (content_disposition != NULL) {
+        n += snprintf(out + n, cap - (size_t)n, "&response-content-disposition=");
+        if ((n = encode(out, cap, (size_t)n, content_disposition, 0)) < 0)
+            return -1;
+    }
+    return snprintf(out + n, cap - (size_t)n, "&x-id=GetObject") < (int)(cap - (size_t)n) ? 0 : -1;
+}
+
+int ss_s3_presign_get(const ss_s3_config *c, const char *key, const char *content_disposition,
+                      int64_t expires_s, time_t now, char **url_out, char *err, size_t errlen)
+{
+    char base[512], host[256], path[URL_MAX], query[URL_MAX], tail[URL_MAX], amzdate[17], day[9];
+    char cred[512], canon[4 * URL_MAX], digest_hex[65], sts[512], sig_hex[65];
     unsigned char k[32], digest[32];
     struct tm tm;
     *url_out = NULL;
@@ -107,11 +120,12 @@ int ss_s3_presign_get(const ss_s3_config *c, const char *key, int64_t expires_s,
         snprintf(query + n, sizeof query - (size_t)n, "&X-Amz-Date=%s&X-Amz-Expires=%lld", amzdate,
                  (long long)expires_s) >= (int)(sizeof query - (size_t)n))
         goto too_long;
-    /* canonical request: the query without the signature, then SignedHeaders and x-id */
-    snprintf(
-        canon, sizeof canon,
-        "GET\n%s\n%s&X-Amz-SignedHeaders=host&x-id=GetObject\nhost:%s\n\nhost\nUNSIGNED-PAYLOAD",
-        path, query, host);
+    if (query_tail(content_disposition, tail, sizeof tail) != 0)
+        goto too_long;
+    /* canonical request: the query without the signature */
+    if (snprintf(canon, sizeof canon, "GET\n%s\n%s%s\nhost:%s\n\nhost\nUNSIGNED-PAYLOAD", path,
+                 query, tail, host) >= (int)sizeof canon)
+        goto too_long;
     EVP_Digest(canon, strlen(canon), digest, NULL, EVP_sha256(), NULL);
     hex(digest, 32, digest_hex);
     snprintf(sts, sizeof sts, "AWS4-HMAC-SHA256\n%s\n%s/%s/s3/aws4_request\n%s", amzdate, day,
@@ -128,13 +142,12 @@ int ss_s3_presign_get(const ss_s3_config *c, const char *key, int64_t expires_s,
     OPENSSL_cleanse(secret, sizeof secret);
     OPENSSL_cleanse(k, sizeof k);
 
-    size_t cap = strlen(base) + strlen(path) + strlen(query) + 200;
+    size_t cap = strlen(base) + strlen(path) + strlen(query) + strlen(tail) + 100;
     if ((*url_out = malloc(cap)) == NULL)
         goto too_long;
-    snprintf(*url_out, cap, "%s%s?%s&X-Amz-Signature=%s&X-Amz-SignedHeaders=host&x-id=GetObject",
-             base, path, query, sig_hex);
+    snprintf(*url_out, cap, "%s%s?%s&X-Amz-Signature=%s%s", base, path, query, sig_hex, tail);
     return 0;
 too_long:
-    snprintf(err, errlen, "object key or credentials too long to sign");
+    snprintf(err, errlen, "object key, content disposition or credentials too long to sign");
     return -1;
 }

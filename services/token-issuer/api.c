@@ -380,37 +380,6 @@ static enum MHD_Result ingest_refresh(route_ctx *rc, const char *sid, const char
     return api_reply_json(rc->conn, MHD_HTTP_OK, json_pack("{s:o}", "ingest", ing));
 }
 
-/* Gives an object {object_key, ...} a presigned GET "url" and its expiry. */
-static void presign_into(json_t *obj, time_t now)
-{
-    const char *key = json_string_value(json_object_get(obj, "object_key"));
-    char err[256], *url = NULL;
-    if (key == NULL || ss_s3_presign_get(&api_cfg.svc->s3, key, api_cfg.download_ttl_s, now, &url,
-                                         err, sizeof err) != 0)
-        return;
-    json_object_set_new(obj, "url", json_string(url));
-    json_object_set_new(obj, "url_expires_at",
-                        json_integer((json_int_t)(now + api_cfg.download_ttl_s)));
-    free(url);
-}
-
-/* Every finished file (raw object, editor files) gets its download URL. */
-static void add_download_urls(json_t *participants)
-{
-    time_t now = time(NULL);
-    size_t i, j, k;
-    json_t *p, *t, *f;
-    json_array_foreach(participants, i, p)
-    {
-        json_array_foreach(json_object_get(p, "tracks"), j, t)
-        {
-            if (json_is_object(json_object_get(t, "raw")))
-                presign_into(json_object_get(t, "raw"), now);
-            json_array_foreach(json_object_get(t, "files"), k, f) presign_into(f, now);
-        }
-    }
-}
-
 /* The editors' view: participants, their tracks and states. */
 static enum MHD_Result session_tracks(route_ctx *rc, const char *sid)
 {
@@ -451,33 +420,9 @@ static enum MHD_Result session_tracks(route_ctx *rc, const char *sid)
         json_decref(s);
         return db_unavailable(rc);
     }
-    add_download_urls(parts);
+    api_tracks_add_urls(json_string_value(json_object_get(s, "title")), parts);
     json_object_set_new(s, "participants", parts);
     return api_reply_json(rc->conn, MHD_HTTP_OK, s);
-}
-
-/* Presigned URLs for every object of a manifest (raw and outputs). */
-static void manifest_add_urls(json_t *m)
-{
-    time_t now = time(NULL);
-    size_t i, j, k;
-    json_t *p, *t, *o;
-    json_array_foreach(json_object_get(m, "participants"), i, p)
-    {
-        json_array_foreach(json_object_get(p, "tracks"), j, t)
-        {
-            json_t *raw = json_object_get(t, "raw");
-            const char *upload = json_string_value(json_object_get(raw, "upload_state"));
-            if (upload && strcmp(upload, "completed") == 0)
-                presign_into(raw, now);
-            json_array_foreach(json_object_get(t, "outputs"), k, o)
-            {
-                const char *state = json_string_value(json_object_get(o, "state"));
-                if (state && strcmp(state, "done") == 0)
-                    presign_into(o, now);
-            }
-        }
-    }
 }
 
 /* The muxer's session manifest (docs/muxer.md), with download URLs; the
@@ -507,8 +452,7 @@ static enum MHD_Result session_manifest(route_ctx *rc, const char *sid)
         json_decref(object);
         return db_unavailable(rc);
     }
-    presign_into(object, time(NULL));
-    manifest_add_urls(manifest);
+    api_manifest_add_urls(manifest, object);
     json_object_set_new(manifest, "manifest_object", object);
     return api_reply_json(rc->conn, MHD_HTTP_OK, manifest);
 }

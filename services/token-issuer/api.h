@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "seashore/ingest_token.h"
 #include "seashore/service.h"
@@ -78,6 +79,13 @@ void api_rate_take(const char *who);
  * address the outermost trusted proxy saw; entries a client wrote itself
  * are further left). "?" when there is none. */
 void api_client_address(struct MHD_Connection *conn, char *out, size_t len);
+
+/* api_downloads.c: presigned download URLs ("url", "url_expires_at") for
+ * the finished objects of the tracks listing (session title given) and of a
+ * manifest (and its own object), each saved under a name that says whose
+ * track it is. */
+void api_tracks_add_urls(const char *title, json_t *participants);
+void api_manifest_add_urls(json_t *manifest, json_t *manifest_object);
 
 /* livekit.c: a LiveKit access token (caller frees) or NULL. */
 char *livekit_token(const char *identity, const char *name, const char *room, const char *metadata,

@@ -221,10 +221,25 @@ await run("editors' listing: finished files get presigned download URLs that the
   const t = r.json.participants.flatMap((p) => p.tracks).find((x) => x.track_id === track);
   expect(t && t.raw && t.raw.object_key === rawKey && /X-Amz-Signature=/.test(t.raw.url), JSON.stringify(t));
   expect(t.raw.url_expires_at > Date.now() / 1000 && /X-Amz-Expires=3600/.test(t.raw.url), t.raw.url);
-  const got = Buffer.from(await (await fetch(t.raw.url)).arrayBuffer());
+  const rawAnswer = await fetch(t.raw.url);
+  const got = Buffer.from(await rawAnswer.arrayBuffer());
   expect(got.equals(data), 'raw download differs');
   const wav = t.files.find((f) => f.kind === 'wav');
-  expect(wav && (await (await fetch(wav.url)).text()) === 'RIFF', JSON.stringify(t.files));
+  const wavAnswer = wav && (await fetch(wav.url));
+  expect(wav && (await wavAnswer.text()) === 'RIFF', JSON.stringify(t.files));
+  // Saved as "<title> - <participant> - <track>": the title's and the
+  // name's quotes, slashes and non-ASCII kept apart from the header syntax.
+  const savedAs = (answer) => {
+    const cd = answer.headers.get('content-disposition') || '';
+    const star = /filename\*=UTF-8''([^;]+)$/.exec(cd);
+    return { cd, name: star && decodeURIComponent(star[1]) };
+  };
+  const base = `${session.title.replace(/[/\\]/g, '_')} - Host <b> - ${track.slice(0, 8)}`;
+  for (const [answer, want] of [[rawAnswer, `${base} (raw).webm`], [wavAnswer, `${base}.wav`]]) {
+    const { cd, name } = savedAs(answer);
+    expect(name === want && /^attachment; filename="[\x20-\x7e]+"; filename\*=/.test(cd) && !/[^\x20-\x7e]/.test(cd),
+      `Content-Disposition ${cd} (wanted the name ${want})`);
+  }
 });
 
 // bad-input: token-issuer API | joining a session that has ended | 409 `conflict` | none

@@ -19,12 +19,17 @@ const cases = [
   ['https://s3.eu-west-1.amazonaws.com', 'eu-west-1', 'my-bucket', "manifests/s!'()*~@#$&=;,?.json", 60, '2027-02-28T23:59:59Z'],
   ['http://127.0.0.1:9000', 'us-east-1', 'seashore-test', 'muxed/x/y/z.wav', 1, '2026-11-25T10:00:00Z'],
   ['https://minio.example.test:8443', 'us-east-1', 'b', 'a//double/slash.wav', 86400, '2026-06-15T12:30:45Z'],
+  // with a download file name (response-content-disposition)
+  ['https://acc123.r2.cloudflarestorage.com', 'auto', 'seashore', 'muxed/s/p/t.mp4', 3600, '2026-11-25T10:00:00Z', 'attachment; filename="Ep 1 - Ana - 0a1b2c3d.mp4"; filename*=UTF-8\'\'Ep%201%20-%20Ana%20-%200a1b2c3d.mp4'],
+  ['https://s3.eu-west-1.amazonaws.com', 'eu-west-1', 'my-bucket', 'raw/x.webm', 600, '2027-02-28T23:59:59Z', "attachment; filename=\"Z_e (raw).webm\"; filename*=UTF-8''Z%C3%BCe%20%28raw%29.webm"],
 ];
 let failures = 0;
-for (const [endpoint, region, bucket, key, expires, date] of cases) {
+for (const [endpoint, region, bucket, key, expires, date, disposition] of cases) {
   const client = new S3Client({ region, endpoint, forcePathStyle: true, credentials: creds, responseChecksumValidation: 'WHEN_REQUIRED', requestChecksumCalculation: 'WHEN_REQUIRED' });
-  const sdk = await getSignedUrl(client, new GetObjectCommand({ Bucket: bucket, Key: key }), { expiresIn: expires, signingDate: new Date(date) });
-  const ours = execFileSync(cli, [endpoint, region, bucket, key, String(expires), String(Date.parse(date) / 1000)], { env }).toString().trim();
+  const input = { Bucket: bucket, Key: key, ...(disposition ? { ResponseContentDisposition: disposition } : {}) };
+  const sdk = await getSignedUrl(client, new GetObjectCommand(input), { expiresIn: expires, signingDate: new Date(date) });
+  const args = [endpoint, region, bucket, key, String(expires), String(Date.parse(date) / 1000), ...(disposition ? [disposition] : [])];
+  const ours = execFileSync(cli, args, { env }).toString().trim();
   if (ours === sdk) {
     console.log(`ok   ${endpoint} ${key}`);
   } else {

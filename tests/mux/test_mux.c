@@ -99,6 +99,10 @@ static void test_editor_api(void)
                 continue;
             snprintf(file, sizeof file, "%s/api-%s", harness_dir(stack.h), kind);
             CHECK_EQ_INT(mt_fetch_url(url, file, sha), 0);
+            /* saved as "<title> - <participant> - <track's first 8>.<kind>" */
+            char named[64];
+            snprintf(named, sizeof named, "%%20-%%20%.8s.%s", vp8_track, kind);
+            CHECK(strstr(url, "&response-content-disposition=attachment") && strstr(url, named));
             CHECK_EQ_STR(sha, json_string_value(json_object_get(o, "sha256")) ?: "");
             fetched++;
         }

@@ -1,6 +1,7 @@
 /* presign_cli.c -- prints ss_s3_presign_get()'s URL, for
  * tests/api/presign_compare.mjs: presign_cli ENDPOINT REGION BUCKET KEY
- * EXPIRES_S UNIX_TIME (keys from PRESIGN_ACCESS_KEY / PRESIGN_SECRET_KEY). */
+ * EXPIRES_S UNIX_TIME [CONTENT_DISPOSITION] (keys from PRESIGN_ACCESS_KEY /
+ * PRESIGN_SECRET_KEY). */
 #include "seashore/s3.h"
 
 #include <stdio.h>
@@ -9,8 +10,9 @@
 int main(int argc, char **argv)
 {
     char err[256], *url = NULL;
-    if (argc != 7) {
-        fprintf(stderr, "usage: presign_cli ENDPOINT REGION BUCKET KEY EXPIRES_S UNIX_TIME\n");
+    if (argc != 7 && argc != 8) {
+        fprintf(stderr, "usage: presign_cli ENDPOINT REGION BUCKET KEY EXPIRES_S UNIX_TIME "
+                        "[CONTENT_DISPOSITION]\n");
         return 2;
     }
     ss_s3_config c = {argv[1], getenv("PRESIGN_ACCESS_KEY"), getenv("PRESIGN_SECRET_KEY"), argv[3],
@@ -19,8 +21,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "presign_cli: PRESIGN_ACCESS_KEY and PRESIGN_SECRET_KEY must be set\n");
         return 2;
     }
-    if (ss_s3_presign_get(&c, argv[4], atoll(argv[5]), (time_t)atoll(argv[6]), &url, err,
-                          sizeof err) != 0) {
+    if (ss_s3_presign_get(&c, argv[4], argc == 8 ? argv[7] : NULL, atoll(argv[5]),
+                          (time_t)atoll(argv[6]), &url, err, sizeof err) != 0) {
         fprintf(stderr, "presign_cli: %s\n", err);
         return 1;
     }

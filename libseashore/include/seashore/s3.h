@@ -25,10 +25,13 @@ typedef struct ss_s3_config {
 
 /* A presigned GET URL for key, valid expires_s seconds from now (path-style,
  * SigV4 query signing, UNSIGNED-PAYLOAD): exactly what the AWS SDK's
- * getSignedUrl(GetObjectCommand) returns for the same inputs. 0 and
- * *url_out (caller frees), or -1 with the reason in err. */
-int ss_s3_presign_get(const ss_s3_config *c, const char *key, int64_t expires_s, time_t now,
-                      char **url_out, char *err, size_t errlen);
+ * getSignedUrl(GetObjectCommand) returns for the same inputs.
+ * content_disposition (NULL: none) is signed in as
+ * response-content-disposition: the store answers with that
+ * Content-Disposition (a file name for the download). 0 and *url_out
+ * (caller frees), or -1 with the reason in err. */
+int ss_s3_presign_get(const ss_s3_config *c, const char *key, const char *content_disposition,
+                      int64_t expires_s, time_t now, char **url_out, char *err, size_t errlen);
 
 /* HEAD <endpoint>/<bucket>: 0 when the store answers 200. Otherwise -1 and
  * a reason such as "HTTP 403 from the object store" in why. */
