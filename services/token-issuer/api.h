@@ -15,6 +15,10 @@
 
 #define API_MAX_BODY 65536
 
+/* Host API keys: "ssk_<prefix>_<secret>", lowercase hex. */
+#define API_KEY_PREFIX_HEX 8
+#define API_KEY_SECRET_HEX 40
+
 typedef struct api_config {
     ss_service *svc;
     const char *ingest_secret, *ingest_public_url;
@@ -55,8 +59,12 @@ ss_pg *api_pg(void);
 
 /* auth.c: 0 and *caller filled, or -1 (reply already queued in *result). */
 int api_authenticate(struct MHD_Connection *conn, api_caller *caller, enum MHD_Result *result);
-/* `token-issuer create-api-key --email E --name N`: prints the new key. */
-int api_create_key_command(ss_pg *pg, int argc, char **argv);
+/* api_keys_cli.c: `token-issuer create-api-key --email E --name N` prints a
+ * new key; `list-api-keys --email E` the host's keys (prefix, name, dates);
+ * `revoke-api-key --prefix P` revokes one. argv[0] is the subcommand; the
+ * exit status (2: bad usage). api_is_key_command: whether argv[1] is one. */
+bool api_is_key_command(const char *name);
+int api_key_command(ss_pg *pg, int argc, char **argv);
 
 /* clerk.c: a Clerk session JWT (0 and caller filled, or -1 with why), and
  * the Clerk webhook (Svix-signed user events). */

@@ -1,7 +1,9 @@
 /* token-issuer -- sessions, participants, API auth, LiveKit and ingest
  * tokens, the editors' listing (docs/api.md); serves the studio page.
  *   token-issuer                      serve
- *   token-issuer create-api-key --email E --name N   print a new host API key */
+ *   token-issuer create-api-key --email E --name N   print a new host API key
+ *   token-issuer list-api-keys --email E              the host's keys
+ *   token-issuer revoke-api-key --prefix P            revoke one */
 #include "api.h"
 #include "seashore/drain.h"
 #include "seashore/http.h"
@@ -117,7 +119,7 @@ static int cli(int argc, char **argv)
         return 2;
     }
     ss_pg *pg = ss_pg_open(db);
-    int rc = pg ? api_create_key_command(pg, argc, argv) : 1;
+    int rc = pg ? api_key_command(pg, argc, argv) : 1;
     ss_pg_close(pg);
     return rc;
 }
@@ -125,7 +127,7 @@ static int cli(int argc, char **argv)
 int main(int argc, char **argv)
 {
     ss_service svc;
-    if (argc > 1 && strcmp(argv[1], "create-api-key") == 0)
+    if (argc > 1 && api_is_key_command(argv[1]))
         return cli(argc - 1, argv + 1);
     if (ss_service_init(&svc, argc, argv, "token-issuer", SS_NEEDS_NATS | SS_NEEDS_PG | SS_NEEDS_S3,
                         token_issuer_vars,

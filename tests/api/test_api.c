@@ -1,6 +1,7 @@
 /* test_api.c -- token-issuer's API against real PostgreSQL and NATS, with
  * ingest-recorder and chunk-store running so that the ingest tokens it
- * issues are checked by the service that consumes them (api_cases.mjs). */
+ * issues are checked by the service that consumes them (api_cases.mjs);
+ * and the API key subcommands (create, list, revoke). */
 #include "check.h"
 #include "ingest_stack.h"
 
@@ -9,6 +10,7 @@
 #include <openssl/rsa.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 static ingest_stack stack = {.with_issuer = true};
 static char clerk_public[2048], clerk_private[4096];
@@ -56,6 +58,63 @@ out:
     free(rate);
 }
 
+/* GET /v1/sessions with the key: the HTTP status. */
+static long sessions_status(const char *key)
+{
+    char cmd[1024], v[16] = "";
+    snprintf(cmd, sizeof cmd,
+             "curl -s -o /dev/null -w '%%{http_code}' -H 'Authorization: Bearer %s' "
+             "'%s/v1/sessions'",
+             key, stack.api_url);
+    FILE *f = popen(cmd, "r");
+    if (f == NULL)
+        return -1;
+    if (fgets(v, sizeof v, f) == NULL)
+        v[0] = '\0';
+    pclose(f);
+    return atol(v);
+}
+
+/* token-issuer <args...> (NULL ended): its exit status; its output in *out
+ * (caller frees). */
+static int key_cli(const char *name, char **out, const char *a0, const char *a1, const char *a2)
+{
+    char *bin = harness_build_path("services/token-issuer/token-issuer");
+    char *argv[] = {bin, (char *)a0, (char *)a1, (char *)a2, NULL};
+    int rc = stack_run(&stack, name, argv, 30000);
+    free(bin);
+    *out = stack_log(&stack, name);
+    return rc;
+}
+
+/* bad-input: token-issuer CLI | revoke-api-key with a prefix no key has | exit status 1, "no API
+ * key with prefix P" | nothing revoked */
+static void test_api_key_revoked(void)
+{
+    const char *email = "host-d@example.test";
+    char *key = stack_api_key(&stack, email), *out = NULL, prefix[16], line[64];
+    if (!CHECK(key != NULL))
+        return;
+    snprintf(prefix, sizeof prefix, "%.8s", key + 4);
+    CHECK_EQ_INT(sessions_status(key), 200);
+    /* listed with its last use; revoked: refused at once */
+    CHECK_EQ_INT(key_cli("keys-list", &out, "list-api-keys", "--email", email), 0);
+    snprintf(line, sizeof line, "\n%s\ttest\t", prefix);
+    CHECK_CONTAINS(out, line);
+    CHECK(out && !strstr(strstr(out, line) ?: "", "\t-\t-\n")); /* used; not revoked */
+    free(out);
+    CHECK_EQ_INT(key_cli("keys-revoke", &out, "revoke-api-key", "--prefix", prefix), 0);
+    free(out);
+    CHECK_EQ_INT(sessions_status(key), 401);
+    CHECK_EQ_INT(key_cli("keys-list-2", &out, "list-api-keys", "--email", email), 0);
+    CHECK(out && strstr(out, line) && !strstr(strstr(out, line), "\t-\n"));
+    free(out);
+    CHECK(key_cli("keys-revoke-none", &out, "revoke-api-key", "--prefix", "ffffffff") != 0);
+    CHECK_CONTAINS(out, "no API key with prefix ffffffff");
+    free(out);
+    free(key);
+}
+
 int main(void)
 {
     CHECK_EQ_INT(make_clerk_keys(), 0);
@@ -63,8 +122,10 @@ int main(void)
     stack.extra_env[1] = clerk_private;
     stack.extra_env[2] = "CLERK_WEBHOOK_SECRET=whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
     stack.extra_env[3] = "API_TRUSTED_PROXIES=1"; /* X-Forwarded-For: one proxy appends */
-    if (CHECK_EQ_INT(stack_start(&stack, "test_api"), 0))
+    if (CHECK_EQ_INT(stack_start(&stack, "test_api"), 0)) {
         TEST_RUN(test_api_cases);
+        TEST_RUN(test_api_key_revoked);
+    }
     CHECK_EQ_INT(stack_stop(&stack), 0);
     return check_finish();
 }
