@@ -26,7 +26,7 @@ typedef struct api_config {
     const char *livekit_url, *livekit_api_key, *livekit_api_secret;
     int64_t livekit_token_ttl_s;
     int64_t rate_per_s, rate_burst, trusted_proxies;
-    const char *clerk_jwt_key, *clerk_webhook_secret;
+    const char *clerk_jwt_key, *clerk_webhook_secret, *clerk_authorized_parties;
     int64_t download_ttl_s;
 } api_config;
 

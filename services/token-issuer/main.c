@@ -54,6 +54,10 @@ static const ss_config_var token_issuer_vars[] = {
     {"CLERK_JWT_KEY", SS_CONFIG_STRING, false, false, "", 0, 0, NULL,
      "Clerk's RS256 public key (PEM): hosts may sign in with Clerk session tokens",
      &api_cfg.clerk_jwt_key},
+    {"CLERK_AUTHORIZED_PARTIES", SS_CONFIG_STRING, false, false, "", 0, 0, NULL,
+     "origins (comma-separated) whose Clerk session tokens are accepted (their azp claim), "
+     "e.g. https://studio.example.com; empty = any",
+     &api_cfg.clerk_authorized_parties},
     {"CLERK_WEBHOOK_SECRET", SS_CONFIG_STRING, false, true, "", 0, 0, NULL,
      "Svix signing secret (whsec_...) of the Clerk webhook POST /v1/webhooks/clerk",
      &api_cfg.clerk_webhook_secret},

@@ -337,7 +337,7 @@ await run('failed authentications are limited per client address, taken from X-F
   expect(direct.status === 401, direct.text);
 });
 
-const clerkToken = (claims, opts = {}) => jwt.sign({ sub: 'user_2abcDEF', sid: 'sess_1', iss: 'https://clerk.example.test', ...claims }, opts.key ?? env.CLERK_TEST_PRIVATE_KEY, { algorithm: opts.alg ?? 'RS256', expiresIn: opts.expiresIn ?? 60 });
+const clerkToken = (claims, opts = {}) => jwt.sign({ sub: 'user_2abcDEF', sid: 'sess_1', iss: 'https://clerk.example.test', azp: 'https://studio.example.test', ...claims }, opts.key ?? env.CLERK_TEST_PRIVATE_KEY, { algorithm: opts.alg ?? 'RS256', expiresIn: opts.expiresIn ?? 60 });
 
 await run('Clerk session token: verified offline with CLERK_JWT_KEY; the user becomes a host seeing only its sessions', async () => {
   const tok = clerkToken({});
@@ -363,6 +363,16 @@ await run('Clerk: expired, wrongly signed and alg-confused tokens get 401', asyn
   expect(c.status === 401 && /RS256/.test(c.json.error.message), c.text);
 });
 
+// bad-input: token-issuer auth | Clerk token made for another site (`azp` not in `CLERK_AUTHORIZED_PARTIES`, or none) | 401 `unauthorized` naming the azp | none
+await run('Clerk: a token whose azp is not an authorized party is 401', async () => {
+  for (const azp of ['https://evil.example.test', 'https://studio.example.test.evil', undefined]) {
+    const r = await call('GET', '/v1/sessions', { key: clerkToken({ azp }) });
+    expect(r.status === 401 && /azp/.test(r.json.error.message), `${azp}: ${r.text}`);
+  }
+  const other = await call('GET', '/v1/sessions', { key: clerkToken({ azp: 'http://localhost:3000' }) });
+  expect(other.status === 200, other.text);
+});
+
 const hook = new Webhook(env.CLERK_WEBHOOK_SECRET.replace(/^whsec_/, ''));
 async function sendHook(event, { tamper, at } = {}) {
   const body = JSON.stringify(event);
@@ -375,6 +385,8 @@ async function sendHook(event, { tamper, at } = {}) {
     body: tamper ? body.replace('Ada', 'Eve') : body,
   }).then(async (r) => ({ status: r.status, json: await r.json().catch(() => null) }));
 }
+// The webhook user's hosts row: id|email|display_name (the primary email).
+const webhookHost = () => execFileSync('psql', [env.DATABASE_URL, '-tAc', "SELECT id || '|' || email || '|' || display_name FROM hosts WHERE clerk_user_id = 'user_webhook1'"]).toString().trim();
 const userEvent = (type, first) => ({ type, data: { id: 'user_webhook1', first_name: first, last_name: 'Lovelace', primary_email_address_id: 'idn_1', email_addresses: [{ id: 'idn_0', email_address: 'old@example.test' }, { id: 'idn_1', email_address: 'ada@example.test' }] } });
 
 await run('Clerk webhook (Svix-signed by the svix package): user.created and user.updated upsert one host', async () => {
@@ -384,16 +396,20 @@ await run('Clerk webhook (Svix-signed by the svix package): user.created and use
   expect(b.status === 200 && b.json.host_id === a.json.host_id, JSON.stringify(b));
   const c = await sendHook({ type: 'session.created', data: {} });
   expect(c.status === 200 && c.json.ignored, JSON.stringify(c));
+  const row = webhookHost();
+  expect(row === `${a.json.host_id}|ada@example.test|Augusta Ada Lovelace`, `hosts row: ${row}`);
 });
 
 // bad-input: Clerk webhook | bad Svix signature, or a timestamp over 5 min old | 401 | no host created or changed
 await run('Clerk webhook: a bad signature or an old timestamp is 401 and changes nothing', async () => {
+  const before = webhookHost();
   const bad = await sendHook(userEvent('user.updated', 'Ada'), { tamper: true });
   expect(bad.status === 401 && /signature/.test(bad.json.error.message), JSON.stringify(bad));
   const old = await sendHook(userEvent('user.updated', 'Ada'), { at: new Date(Date.now() - 3600 * 1000) });
   expect(old.status === 401 && /timestamp/.test(old.json.error.message), JSON.stringify(old));
   const none = await fetch(`${API}/v1/webhooks/clerk`, { method: 'POST', body: '{}' });
   expect(none.status === 401, String(none.status));
+  expect(before.endsWith('|Augusta Ada Lovelace') && webhookHost() === before, `hosts row ${before} became ${webhookHost()}`);
 });
 
 await run('docs/api.md: every documented route answers (none is "no route")', async () => {

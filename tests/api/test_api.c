@@ -48,9 +48,9 @@ static void test_api_cases(void)
     snprintf(key_env, sizeof key_env, "API_KEY=%s", key);
     snprintf(other_env, sizeof other_env, "OTHER_API_KEY=%s", other);
     snprintf(rate_env, sizeof rate_env, "RATE_API_KEY=%s", rate);
-    stack.extra_env[4] = key_env;
-    stack.extra_env[5] = other_env;
-    stack.extra_env[6] = rate_env;
+    stack.extra_env[5] = key_env;
+    stack.extra_env[6] = other_env;
+    stack.extra_env[7] = rate_env;
     CHECK_EQ_INT(stack_run_node(&stack, "api-cases", "tests/api/api_cases.mjs", 120000), 0);
 out:
     free(key);
@@ -58,24 +58,7 @@ out:
     free(rate);
 }
 
-/* GET /v1/sessions with the key: the HTTP status. */
-static long sessions_status(const char *key)
-{
-    char cmd[1024], v[16] = "";
-    snprintf(cmd, sizeof cmd,
-             "curl -s -o /dev/null -w '%%{http_code}' -H 'Authorization: Bearer %s' "
-             "'%s/v1/sessions'",
-             key, stack.api_url);
-    FILE *f = popen(cmd, "r");
-    if (f == NULL)
-        return -1;
-    if (fgets(v, sizeof v, f) == NULL)
-        v[0] = '\0';
-    pclose(f);
-    return atol(v);
-}
-
-/* token-issuer <args...> (NULL ended): its exit status; its output in *out
+/* token-issuer a0 a1 a2 (its log: `name`): the exit status; the output in *out
  * (caller frees). */
 static int key_cli(const char *name, char **out, const char *a0, const char *a1, const char *a2)
 {
@@ -96,7 +79,7 @@ static void test_api_key_revoked(void)
     if (!CHECK(key != NULL))
         return;
     snprintf(prefix, sizeof prefix, "%.8s", key + 4);
-    CHECK_EQ_INT(sessions_status(key), 200);
+    CHECK_EQ_INT(stack_api_status(&stack, "GET", "/v1/sessions", key), 200);
     /* listed with its last use; revoked: refused at once */
     CHECK_EQ_INT(key_cli("keys-list", &out, "list-api-keys", "--email", email), 0);
     snprintf(line, sizeof line, "\n%s\ttest\t", prefix);
@@ -105,7 +88,7 @@ static void test_api_key_revoked(void)
     free(out);
     CHECK_EQ_INT(key_cli("keys-revoke", &out, "revoke-api-key", "--prefix", prefix), 0);
     free(out);
-    CHECK_EQ_INT(sessions_status(key), 401);
+    CHECK_EQ_INT(stack_api_status(&stack, "GET", "/v1/sessions", key), 401);
     CHECK_EQ_INT(key_cli("keys-list-2", &out, "list-api-keys", "--email", email), 0);
     CHECK(out && strstr(out, line) && !strstr(strstr(out, line), "\t-\n"));
     free(out);
@@ -122,6 +105,8 @@ int main(void)
     stack.extra_env[1] = clerk_private;
     stack.extra_env[2] = "CLERK_WEBHOOK_SECRET=whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
     stack.extra_env[3] = "API_TRUSTED_PROXIES=1"; /* X-Forwarded-For: one proxy appends */
+    stack.extra_env[4] =
+        "CLERK_AUTHORIZED_PARTIES=http://localhost:3000, https://studio.example.test";
     if (CHECK_EQ_INT(stack_start(&stack, "test_api"), 0)) {
         TEST_RUN(test_api_cases);
         TEST_RUN(test_api_key_revoked);

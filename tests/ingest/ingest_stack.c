@@ -456,6 +456,34 @@ char *stack_api_key(ingest_stack *s, const char *email)
     return key;
 }
 
+static size_t discard(char *p, size_t size, size_t n, void *arg)
+{
+    (void)p, (void)arg;
+    return size * n;
+}
+
+long stack_api_status(ingest_stack *s, const char *method, const char *path, const char *key)
+{
+    char url[512], auth[256];
+    long status = -1;
+    snprintf(url, sizeof url, "%s%s", s->api_url, path);
+    snprintf(auth, sizeof auth, "Authorization: Bearer %s", key);
+    CURL *curl = curl_easy_init();
+    struct curl_slist *hdr = curl_slist_append(NULL, auth);
+    if (curl != NULL && hdr != NULL) {
+        curl_easy_setopt(curl, CURLOPT_URL, url);
+        curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method);
+        curl_easy_setopt(curl, CURLOPT_HTTPHEADER, hdr);
+        curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, discard);
+        curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, 10000L);
+        if (curl_easy_perform(curl) == CURLE_OK)
+            curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+    }
+    curl_slist_free_all(hdr);
+    curl_easy_cleanup(curl);
+    return status;
+}
+
 int stack_run_node(ingest_stack *s, const char *name, const char *script_rel, int timeout_ms)
 {
     char *script = harness_source_path(script_rel);

@@ -67,6 +67,9 @@ int stack_wait_ready(int ops_port, int timeout_ms);
 
 /* Creates a host API key with token-issuer's CLI (caller frees) or NULL. */
 char *stack_api_key(ingest_stack *s, const char *email);
+/* `method` the token-issuer's `path` with "Authorization: Bearer <key>":
+ * the HTTP status, or -1 when no answer came. */
+long stack_api_status(ingest_stack *s, const char *method, const char *path, const char *key);
 
 /* A fresh ingest token for the stack's participant (caller frees). */
 char *stack_token(const ingest_stack *s, const char *participant_id, int64_t ttl_s);

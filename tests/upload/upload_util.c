@@ -193,20 +193,12 @@ pid_t up_doomed_track(ingest_stack *s, const char *file, int rate, char *session
 
 int up_api_delete_session(ingest_stack *s, const char *session)
 {
-    char cmd[1024], v[16] = "";
+    char path[128];
     char *api_key = stack_api_key(s, "host@example.test");
     if (api_key == NULL)
         return -1;
-    snprintf(cmd, sizeof cmd,
-             "curl -s -o /dev/null -w '%%{http_code}' -X DELETE -H 'Authorization: Bearer %s' "
-             "'%s/v1/sessions/%s'",
-             api_key, s->api_url, session);
+    snprintf(path, sizeof path, "/v1/sessions/%s", session);
+    long status = stack_api_status(s, "DELETE", path, api_key);
     free(api_key);
-    FILE *f = popen(cmd, "r");
-    if (f == NULL)
-        return -1;
-    if (fgets(v, sizeof v, f) == NULL)
-        v[0] = '\0';
-    pclose(f);
-    return v[0] ? atoi(v) : -1;
+    return (int)status;
 }
