@@ -20,7 +20,9 @@
 //
 // stdout: exactly one line, FAULT_PROXY_PORT=<port>, once it listens.
 // stderr: one JSON line per request,
-//   {"n":1,"method":"PUT","path":"/b/k?partNumber=1&uploadId=..","fault":"none","status":200}
+//   {"n":1,"method":"PUT","path":"/b/k?partNumber=1&uploadId=..","fault":"none","status":200,
+//    "t0":1764756000123,"t1":1764756000456}
+// (t0: its head arrived, t1: it ended, Unix ms)
 // (plus "error":"..." when a request ended abnormally), and on SIGTERM or
 // SIGINT {"summary":{"requests":N,"faults":{"500":a,"503":b,...}}}; exit 0.
 //
@@ -306,7 +308,7 @@ export class FaultProxy {
   log(r, extra) {
     if (r.logged) return;
     r.logged = true;
-    const o = { n: r.n, method: r.method, path: r.path, fault: r.fault, status: r.status ?? null };
+    const o = { n: r.n, method: r.method, path: r.path, fault: r.fault, status: r.status ?? null, t0: r.t0, t1: Date.now() };
     if (extra) o.error = extra;
     process.stderr.write(JSON.stringify(o) + '\n');
   }
@@ -470,6 +472,7 @@ class Conn {
     const conn = tokens(h, 'connection');
     const d = this.p.decide(method.toUpperCase());
     const r = {
+      t0: Date.now(),
       n: d.n,
       method,
       path: target,
