@@ -158,19 +158,83 @@ static enum MHD_Result session_create(route_ctx *rc)
     return api_reply_json(rc->conn, MHD_HTTP_CREATED, s);
 }
 
+#define LIST_DEFAULT 100
+#define LIST_MAX     500
+
+/* ?limit= (1..LIST_MAX, default LIST_DEFAULT): 0, or -1 with the 400 queued. */
+static int list_limit(route_ctx *rc, int *limit, enum MHD_Result *res)
+{
+    const char *v = MHD_lookup_connection_value(rc->conn, MHD_GET_ARGUMENT_KIND, "limit");
+    char *end = NULL;
+    long n = v ? strtol(v, &end, 10) : LIST_DEFAULT;
+    if (v && (end == v || *end != '\0' || n < 1 || n > LIST_MAX)) {
+        *res = api_reply_error(rc->conn, MHD_HTTP_BAD_REQUEST, "invalid_field",
+                               "query parameter limit must be an integer in 1..%d, not \"%.40s\"",
+                               LIST_MAX, v);
+        return -1;
+    }
+    *limit = (int)n;
+    return 0;
+}
+
+/* 0 when before_id is one of the caller's sessions (deleted ones too: a
+ * page must not fail because its cursor was deleted meanwhile); else -1
+ * with the reply queued. */
+static int cursor_is_own(route_ctx *rc, const char *before, enum MHD_Result *res)
+{
+    json_t *b = NULL;
+    const char *params[] = {before, rc->caller.host_id};
+    if (query_json("SELECT json_build_object('id', id) FROM sessions WHERE id = $1 AND "
+                   "host_id = $2",
+                   2, params, &b) != 0) {
+        *res = db_unavailable(rc);
+        return -1;
+    }
+    if (b == NULL) {
+        *res = api_reply_error(rc->conn, MHD_HTTP_BAD_REQUEST, "invalid_field",
+                               "query parameter before_id %s is not one of your sessions", before);
+        return -1;
+    }
+    json_decref(b);
+    return 0;
+}
+
+/* Newest first, a page at a time: ?before_id= the last session of the
+ * previous page (keyset on created_at, id: no page shifts when sessions
+ * are added meanwhile). */
 static enum MHD_Result session_list(route_ctx *rc)
 {
-    json_t *list = NULL;
-    const char *params[] = {rc->caller.host_id};
-    if (query_json("SELECT coalesce(json_agg(" SESSION_JSON " ORDER BY s.created_at DESC), "
-                   "'[]') FROM sessions s WHERE s.host_id = $1 AND s.state <> 'deleted'",
-                   1, params, &list) != 0 ||
-        list == NULL)
+    enum MHD_Result res;
+    json_t *page = NULL;
+    int limit;
+    char lim[16];
+    const char *before = MHD_lookup_connection_value(rc->conn, MHD_GET_ARGUMENT_KIND, "before_id");
+    if (list_limit(rc, &limit, &res) != 0)
+        return res;
+    if (before && !ss_uuid_valid(before))
+        return api_reply_error(rc->conn, MHD_HTTP_BAD_REQUEST, "invalid_field",
+                               "query parameter before_id \"%.40s\" is not a lowercase UUID",
+                               before);
+    if (before && cursor_is_own(rc, before, &res) != 0)
+        return res;
+    snprintf(lim, sizeof lim, "%d", limit);
+    const char *params[] = {rc->caller.host_id, lim, before};
+    if (query_json(
+            "WITH p AS (SELECT s.* FROM sessions s WHERE s.host_id = $1 AND s.state <> "
+            "'deleted' AND ($3::uuid IS NULL OR (s.created_at, s.id) < (SELECT b.created_at, "
+            "b.id FROM sessions b WHERE b.id = $3 AND b.host_id = $1)) ORDER BY "
+            "s.created_at DESC, s.id DESC LIMIT $2::int) SELECT json_build_object("
+            "'sessions', coalesce((SELECT json_agg(" SESSION_JSON
+            " ORDER BY s.created_at DESC, s.id DESC) FROM p s), '[]'), 'next_before_id', "
+            "CASE WHEN (SELECT count(*) FROM p) = $2::int THEN (SELECT s.id FROM p s ORDER BY "
+            "s.created_at, s.id LIMIT 1) END)",
+            3, params, &page) != 0 ||
+        page == NULL)
         return db_unavailable(rc);
     size_t i;
     json_t *session;
-    json_array_foreach(list, i, session) add_invite_token(session);
-    return api_reply_json(rc->conn, MHD_HTTP_OK, json_pack("{s:o}", "sessions", list));
+    json_array_foreach(json_object_get(page, "sessions"), i, session) add_invite_token(session);
+    return api_reply_json(rc->conn, MHD_HTTP_OK, page);
 }
 
 static enum MHD_Result session_get(route_ctx *rc, const char *sid)
@@ -365,19 +429,30 @@ static enum MHD_Result ingest_refresh(route_ctx *rc, const char *sid, const char
     if (may_refresh(rc, sid, pid, &res) != 0)
         return res;
     const char *params[] = {sid, pid};
-    if (query_json("SELECT json_build_object('participant_id', p.id) FROM participants p "
+    if (query_json("SELECT json_build_object('identity', p.identity, 'display_name', "
+                   "p.display_name, 'open', s.state = 'open') FROM participants p "
                    "JOIN sessions s ON s.id = p.session_id WHERE p.session_id = $1 AND "
                    "p.id = $2 AND s.state IN ('open', 'ended')",
                    2, params, &p) != 0)
         return db_unavailable(rc);
     if (p == NULL)
         return not_found(rc, "participant", pid);
-    json_decref(p);
+    /* the call too, while the session is open: a participant back after
+     * LIVEKIT_TOKEN_TTL rejoins it as itself, not as a new participant */
     json_t *ing = ingest_grant(sid, pid);
-    if (ing == NULL)
+    json_t *lk = json_is_true(json_object_get(p, "open"))
+                     ? livekit_grant(sid, json_string_value(json_object_get(p, "identity")),
+                                     json_string_value(json_object_get(p, "display_name")), pid)
+                     : json_null();
+    json_decref(p);
+    if (ing == NULL || lk == NULL) {
+        json_decref(ing);
+        json_decref(lk);
         return api_reply_error(rc->conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal",
-                               "cannot sign the token");
-    return api_reply_json(rc->conn, MHD_HTTP_OK, json_pack("{s:o}", "ingest", ing));
+                               "cannot sign the tokens");
+    }
+    return api_reply_json(rc->conn, MHD_HTTP_OK,
+                          json_pack("{s:o, s:o}", "ingest", ing, "livekit", lk));
 }
 
 /* The editors' view: participants, their tracks and states. */

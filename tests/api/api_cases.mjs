@@ -119,6 +119,35 @@ await run("another host's session: 404, as if it did not exist", async () => {
   expect(l.status === 200 && !l.json.sessions.some((s) => s.id === session.id), l.text);
 });
 
+// bad-input: token-issuer API | session list with `limit` not an integer in 1..500, or a `before_id` that is not a UUID or not one of the caller's sessions | 400 `invalid_field` naming the parameter | none
+await run('list sessions a page at a time (limit, before_id): newest first, every session once', async () => {
+  const key = env.OTHER_API_KEY;
+  for (let i = 1; i <= 5; i++) {
+    const c = await call('POST', '/v1/sessions', { key, body: { title: `page ${i}` } });
+    expect(c.status === 201, c.text);
+  }
+  const all = (await call('GET', '/v1/sessions?limit=500', { key })).json.sessions.map((x) => x.id);
+  expect(all.length >= 5, `${all.length} sessions`);
+  const seen = [];
+  let before = null;
+  for (let n = 0; n < 10; n++) {
+    const r = await call('GET', `/v1/sessions?limit=2${before ? `&before_id=${before}` : ''}`, { key });
+    expect(r.status === 200 && r.json.sessions.length <= 2, r.text);
+    seen.push(...r.json.sessions.map((x) => x.id));
+    before = r.json.next_before_id;
+    if (!before) break;
+  }
+  expect(JSON.stringify(seen) === JSON.stringify(all), `pages ${seen.join(' ')} against ${all.join(' ')}`);
+  for (const q of ['limit=0', 'limit=501', 'limit=abc', 'limit=2x']) {
+    const r = await call('GET', `/v1/sessions?${q}`, { key });
+    expect(r.status === 400 && /limit/.test(r.json.error.message), `${q}: ${r.text}`);
+  }
+  for (const q of ['before_id=../etc', `before_id=${randomUUID()}`, `before_id=${session.id}`]) {
+    const r = await call('GET', `/v1/sessions?${q}`, { key });
+    expect(r.status === 400 && /before_id/.test(r.json.error.message), `${q}: ${r.text}`);
+  }
+});
+
 // bad-input: token-issuer static files | path traversal (`..`, encoded `%2e%2e`, `%2f`) | 4xx, nothing outside the web root is served | none
 await run('path traversal: never outside the web root or the API', async () => {
   for (const p of ['/../../../../etc/passwd', '/%2e%2e/%2e%2e/etc/passwd', '/..%2f..%2fetc%2fpasswd', '/v1/sessions/..%2f..%2f..%2fetc%2fpasswd', '/v1/../../etc/passwd']) {
@@ -163,9 +192,11 @@ await run('join as a guest with the invite token (no API key); a wrong invite is
   expect(dup.status === 409, dup.text);
 });
 
-await run('refresh an ingest token', async () => {
+await run('refresh an ingest token, and the LiveKit token of the same identity while the session is open', async () => {
   const r = await call('POST', `/v1/sessions/${session.id}/participants/${host.participant_id}/ingest-token`);
   expect(r.status === 200 && r.json.ingest.token && r.json.ingest.expires_at >= host.ingest.expires_at, r.text);
+  const claims = await new TokenVerifier(env.LIVEKIT_API_KEY, env.LIVEKIT_API_SECRET).verify(r.json.livekit.token);
+  expect(claims.sub === host.identity && claims.name === 'Host <b>' && claims.video.room === session.id, JSON.stringify(claims));
   const u = await call('POST', `/v1/sessions/${session.id}/participants/${randomUUID()}/ingest-token`);
   expect(u.status === 404, u.text);
 });
@@ -248,6 +279,9 @@ await run('end a session: state ended; joining it afterwards is 409', async () =
   expect(r.status === 200 && r.json.state === 'ended' && r.json.ended_at, r.text);
   const j = await call('POST', `/v1/sessions/${session.id}/participants`, { body: {} });
   expect(j.status === 409, j.text);
+  // uploads may still finish: ingest tokens, but no more call
+  const f = await call('POST', `/v1/sessions/${session.id}/participants/${host.participant_id}/ingest-token`);
+  expect(f.status === 200 && f.json.ingest.token && f.json.livekit === null, f.text);
 });
 
 // One request per new connection (no keep-alive): libmicrohttpd keeps a

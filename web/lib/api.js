@@ -71,7 +71,9 @@ export async function request(method, path, { body, key } = {}) {
 const enc = encodeURIComponent;
 
 // --- hosts (API key) ---
-export const listSessions = (key) => request('GET', '/v1/sessions', { key });
+// A page of the host's sessions, newest first: {sessions, next_before_id}.
+export const listSessions = (key, beforeId) =>
+  request('GET', `/v1/sessions${beforeId ? `?before_id=${enc(beforeId)}` : ''}`, { key });
 export const createSession = (key, title) =>
   request('POST', '/v1/sessions', { key, body: title ? { title } : {} });
 export const getSession = (key, sid) => request('GET', `/v1/sessions/${enc(sid)}`, { key });
@@ -99,12 +101,12 @@ export function joinSession(sid, { invite, displayName, key } = {}) {
   return request('POST', `/v1/sessions/${enc(sid)}/participants`, { key: invite ? undefined : key, body });
 }
 
-// A fresh ingest grant {url, token, expires_at}. A guest passes the invite
-// and the refresh_token its join returned; a host its key.
-export async function ingestToken(sid, pid, { invite, refreshToken, key } = {}) {
-  const reply = await request('POST', `/v1/sessions/${enc(sid)}/participants/${enc(pid)}/ingest-token`, {
+// Fresh grants {ingest: {url, token, expires_at}, livekit: {url, token} | null}
+// (livekit null once the session has ended). A guest passes the invite and
+// the refresh_token its join returned; a host its key.
+export function refreshGrants(sid, pid, { invite, refreshToken, key } = {}) {
+  return request('POST', `/v1/sessions/${enc(sid)}/participants/${enc(pid)}/ingest-token`, {
     key: invite ? undefined : key,
     body: invite ? { invite, refresh_token: refreshToken } : {},
   });
-  return reply.ingest;
 }

@@ -2,7 +2,7 @@
 // never HTML from data), formatting, errors, the saved join info, ingest
 // token getters and the "Recovering unfinished recordings" panel.
 
-import { ApiError, getApiKey, ingestToken } from '/lib/api.js';
+import { ApiError, getApiKey, refreshGrants } from '/lib/api.js';
 import { startRecovery } from '/lib/recovery.js';
 
 export const $ = (id) => document.getElementById(id);
@@ -131,24 +131,53 @@ export function savedJoins() {
   return out;
 }
 
-// Asks for a fresh ingest token for a saved join (invite and the join's
-// refresh_token for guests, the stored API key for hosts); keeps the newest grant in the saved join info.
+// Asks for fresh grants for a saved join (invite and the join's
+// refresh_token for guests, the stored API key for hosts) and keeps them in
+// the saved join info; returns the ingest token.
 export async function freshIngestToken(join) {
+  return (await freshGrants(join)).ingest.token;
+}
+
+async function freshGrants(join) {
   const sid = join.session_id;
   const pid = join.participant_id;
-  const grant = await ingestToken(
+  const reply = await refreshGrants(
     sid,
     pid,
     join.invite ? { invite: join.invite, refreshToken: join.refresh_token } : { key: getApiKey() },
   );
   const saved = loadJoin(sid, pid) || join;
-  saved.ingest = { ...(saved.ingest || {}), ...grant };
+  saved.ingest = { ...(saved.ingest || {}), ...reply.ingest };
+  if (reply.livekit) saved.livekit = reply.livekit;
   try {
     saveJoin(saved);
   } catch {
-    /* storage full: the token still works */
+    /* storage full: the tokens still work */
   }
-  return grant.token;
+  return reply;
+}
+
+// The join's LiveKit grant, refreshed first when its token expires within a
+// minute (a tab reopened hours later rejoins the call as the same
+// participant); the saved one when the refresh fails.
+export async function currentLivekit(join) {
+  const lk = join.livekit;
+  const exp = lk && lk.token ? jwtExp(lk.token) : 0;
+  if (!lk || exp - Date.now() / 1000 > 60) return lk;
+  try {
+    return (await freshGrants(join)).livekit || lk;
+  } catch {
+    return lk;
+  }
+}
+
+function jwtExp(token) {
+  try {
+    const b64 = token.split('.')[1].replace(/-/g, '+').replace(/_/g, '/');
+    return JSON.parse(atob(b64)).exp || 0;
+  } catch {
+    return 0;
+  }
 }
 
 const stillValid = (grant, marginS = 30) =>

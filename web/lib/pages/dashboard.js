@@ -107,24 +107,37 @@ function sessionItem(s) {
 }
 
 let loading = false;
-async function refresh() {
+let nextBefore = null; // the API's next_before_id: older sessions remain
+
+function showCount(list, more) {
+  const n = list.children.length;
+  $('list-status').textContent = n
+    ? `${n}${more ? '+' : ''} session${n === 1 && !more ? '' : 's'}`
+    : 'No sessions yet.';
+  $('more-sessions').hidden = !more;
+}
+
+// The newest page again (older: true appends the next older page).
+async function refresh({ older = false } = {}) {
   const key = getApiKey();
   const list = $('sessions');
   const status = $('list-status');
   if (!key) {
     list.replaceChildren();
     status.textContent = 'Save your API key to list sessions.';
+    $('more-sessions').hidden = true;
     return;
   }
   if (loading) return;
   loading = true;
   status.textContent = 'Loading…';
   try {
-    const reply = await listSessions(key);
+    const reply = await listSessions(key, older ? nextBefore : null);
     const sessions = (reply && reply.sessions) || [];
-    sessions.sort((a, b) => String(b.created_at).localeCompare(String(a.created_at)));
-    list.replaceChildren(...sessions.map(sessionItem));
-    status.textContent = sessions.length ? `${sessions.length} session${sessions.length === 1 ? '' : 's'}` : 'No sessions yet.';
+    if (older) list.append(...sessions.map(sessionItem));
+    else list.replaceChildren(...sessions.map(sessionItem));
+    nextBefore = (reply && reply.next_before_id) || null;
+    showCount(list, Boolean(nextBefore));
   } catch (err) {
     status.textContent = '';
     showError(err);
@@ -174,6 +187,7 @@ function main() {
     }
   });
   $('reload-sessions').addEventListener('click', () => { clearError(); refresh(); });
+  $('more-sessions').addEventListener('click', () => { clearError(); refresh({ older: true }); });
 
   refresh();
 }

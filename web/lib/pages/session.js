@@ -5,8 +5,8 @@
 import { getApiKey, getSession, getTracks } from '/lib/api.js';
 import { StudioRecorder, pickMimeType } from '/lib/recorder.js';
 import {
-  $, clearError, describeMediaError, el, formatBytes, initPage, loadJoin, mediaConstraints, params,
-  setBytes, setProgress, showError, stopStream, tokenGetter,
+  $, clearError, currentLivekit, describeMediaError, el, formatBytes, initPage, loadJoin,
+  mediaConstraints, params, setBytes, setProgress, showError, stopStream, tokenGetter,
 } from '/lib/pages/common.js';
 
 const q = params();
@@ -226,7 +226,7 @@ function setMode(text, live) {
 }
 
 async function startCall() {
-  const lk = join.livekit;
+  const lk = await currentLivekit(join);
   if (!lk || !lk.url) {
     setMode('Recording only: no live call is configured (LIVEKIT_URL)', false);
     return;
