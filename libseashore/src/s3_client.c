@@ -93,6 +93,8 @@ typedef struct s3_req {
     bool content_md5;             /* send Content-MD5 (md5 below) */
     const ss_s3_digests *digests; /* the body's, from the caller; NULL: computed */
     const char *range;            /* "first-last" byte range, or NULL */
+    bool slow_answer;             /* the store may keep the answer alive with a byte now and
+                                     then (Complete): only silence is a stall */
     uint8_t *out;                 /* get_range: a 2xx body goes here ... */
     size_t out_cap;               /* ... and never more than this */
     /* filled by s3_do */
@@ -491,7 +493,7 @@ static void set_options(ss_s3_conn *conn, s3_req *rq, const char *url, struct cu
      * and the store rejects a signed header that is missing.) */
     curl_easy_setopt(h, CURLOPT_EXPECT_100_TIMEOUT_MS, 0L);
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, c->connect_ms);
-    curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, S3_LOW_SPEED_BYTES);
+    curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, rq->slow_answer ? 1L : S3_LOW_SPEED_BYTES);
     curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, c->stall_s);
     curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
     curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
@@ -886,12 +888,15 @@ int ss_s3_complete_multipart(ss_s3_conn *conn, const char *key, const char *uplo
                              const ss_s3_part *parts, size_t nparts, ss_s3_result *res)
 {
     char query[S3_QUERY_MAX] = "", *body = NULL;
+    /* S3 may take minutes over a large Complete, sending whitespace to keep
+     * the connection: cutting it as a slow transfer would only start over */
     s3_req rq = {.op = "CompleteMultipartUpload",
                  .method = S3_POST,
                  .key = key,
                  .query = query,
                  .content_type = "application/xml",
-                 .content_md5 = true};
+                 .content_md5 = true,
+                 .slow_answer = true};
     int rc = -1;
     *res = (ss_s3_result){0};
     if (nparts == 0 || nparts > S3_MAX_PART_NUMBER || !parts_ascending(parts, nparts)) {

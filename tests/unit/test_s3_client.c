@@ -218,6 +218,7 @@ typedef struct fake_server {
     pthread_t thread;
     pthread_mutex_t lock; /* guards what follows: the test and the server thread */
     char *answer;         /* the whole HTTP answer to every request; NULL: never answer */
+    int trickle_ms;       /* > 0: after the head, the body's leading spaces one at a time */
     int client;           /* connection being served, -1 when none */
     bool stopping;
     int accepts;  /* connections accepted */
@@ -253,20 +254,36 @@ static int fake_read_request(int c)
     return 0;
 }
 
+static void fake_send(int c, const char *p, size_t len)
+{
+    for (size_t off = 0; off < len;) {
+        ssize_t n = send(c, p + off, len - off, MSG_NOSIGNAL);
+        if (n <= 0)
+            return;
+        off += (size_t)n;
+    }
+}
+
 static void fake_serve(fake_server *s, int c)
 {
     while (fake_read_request(c) == 0) {
         pthread_mutex_lock(&s->lock);
         s->requests++;
         char *answer = s->answer ? strdup(s->answer) : NULL;
+        int trickle_ms = s->trickle_ms;
         pthread_mutex_unlock(&s->lock);
         /* No answer: the next read waits until the client gives up. */
-        for (size_t off = 0, len = answer ? strlen(answer) : 0; off < len;) {
-            ssize_t n = send(c, answer + off, len - off, MSG_NOSIGNAL);
-            if (n <= 0)
-                break;
-            off += (size_t)n;
+        size_t len = answer ? strlen(answer) : 0, off = 0;
+        if (answer && trickle_ms > 0) { /* the head, then the body's leading spaces slowly */
+            const char *head_end = strstr(answer, "\r\n\r\n");
+            off = head_end ? (size_t)(head_end + 4 - answer) : len;
+            fake_send(c, answer, off);
+            for (; off < len && answer[off] == ' '; off++) {
+                usleep((useconds_t)trickle_ms * 1000);
+                fake_send(c, answer + off, 1);
+            }
         }
+        fake_send(c, answer ? answer + off : NULL, len - off);
         free(answer);
     }
 }
@@ -678,6 +695,40 @@ static void test_stall_and_progress(void)
     fake_stop(&s);
 }
 
+/* 10. A Complete the store keeps alive with a space now and then (S3 does
+ * over a large one) is not cut as a stall: 8 spaces 300 ms apart take 2.4 s
+ * against a 1 s stall timeout, then the result. An UploadPart answered the
+ * same way is cut: its answer has no reason to be slow. */
+static void test_complete_kept_alive(void)
+{
+    fake_server s;
+    ss_s3_result res;
+    ss_s3_client_opts opts = {.stall_timeout_ms = 1000};
+    ss_s3_client *c = NULL;
+    ss_s3_part part = {.part_number = 1, .etag = "\"e\""};
+    char ep[64], etag[80];
+    if (!CHECK_EQ_INT(fake_start(&s), 0))
+        return;
+    snprintf(ep, sizeof ep, "http://127.0.0.1:%d", s.port);
+    ss_s3_conn *cn = conn_for(&c, ep, BUCKET, secret_key, &opts);
+    pthread_mutex_lock(&s.lock);
+    s.trickle_ms = 300;
+    pthread_mutex_unlock(&s.lock);
+    fake_answer(&s, "200 OK", "Content-Type: application/xml\r\n",
+                "        <CompleteMultipartUploadResult><ETag>\"abc-1\"</ETag>"
+                "</CompleteMultipartUploadResult>");
+    if (CHECK(cn != NULL)) {
+        long long t0 = now_ms();
+        CHECK_S3(ss_s3_complete_multipart(cn, "tracks/slow", "id", &part, 1, &res));
+        CHECK(now_ms() - t0 >= 2000);
+        uint8_t body[4] = "abcd", md5[16];
+        CHECK_EQ_INT(ss_s3_upload_part(cn, "tracks/slow", "id", 1, body, 4, etag, md5, &res), -1);
+        CHECK_EQ_INT(res.curl_code, CURLE_OPERATION_TIMEDOUT);
+    }
+    conn_done(c, cn);
+    fake_stop(&s);
+}
+
 /* ---- answers a real store gives only on a bad day ---- */
 
 static const char xml_hdr[] = "Content-Type: application/xml\r\n";
@@ -833,6 +884,7 @@ int main(void)
     TEST_RUN(test_delete);
     TEST_RUN(test_connection_refused);
     TEST_RUN(test_stall_and_progress);
+    TEST_RUN(test_complete_kept_alive);
     TEST_RUN(test_awkward_key);
     TEST_RUN(test_bad_digest);
     TEST_RUN(test_fake_answers);
