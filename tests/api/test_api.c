@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static ingest_stack stack = {.with_issuer = true};
 static char clerk_public[2048], clerk_private[4096];
@@ -98,6 +99,28 @@ static void test_api_key_revoked(void)
     free(key);
 }
 
+/* bad-input: token-issuer API | PostgreSQL unreachable | 503 `unavailable` (retry), the service
+ * keeps running | none; the same request succeeds once PostgreSQL is back */
+static void test_database_down(void)
+{
+    char *key = stack_api_key(&stack, "host-e@example.test");
+    if (!CHECK(key != NULL))
+        return;
+    CHECK_EQ_INT(stack_api_status(&stack, "GET", "/v1/sessions", key), 200);
+    CHECK_EQ_INT(harness_pg_stop(stack.h, &stack.pg), 0);
+    CHECK_EQ_INT(stack_api_status(&stack, "GET", "/v1/sessions", key), 503);
+    CHECK_EQ_INT(stack_api_status(&stack, "POST", "/v1/sessions", key), 503);
+    CHECK_EQ_INT(harness_pg_restart(stack.h, &stack.pg), 0);
+    long status = 0;
+    for (int i = 0; i < 60 && status != 200; i++) {
+        status = stack_api_status(&stack, "GET", "/v1/sessions", key);
+        if (status != 200)
+            usleep(250 * 1000);
+    }
+    CHECK_EQ_INT(status, 200);
+    free(key);
+}
+
 int main(void)
 {
     CHECK_EQ_INT(make_clerk_keys(), 0);
@@ -110,6 +133,7 @@ int main(void)
     if (CHECK_EQ_INT(stack_start(&stack, "test_api"), 0)) {
         TEST_RUN(test_api_cases);
         TEST_RUN(test_api_key_revoked);
+        TEST_RUN(test_database_down);
     }
     CHECK_EQ_INT(stack_stop(&stack), 0);
     return check_finish();
