@@ -537,11 +537,6 @@ while :; do
     [ "$state" = complete ] && break
     if [ "$state" = failed ]; then
         failure="$("${PSQL[@]}" -d seashore -c "SELECT failure FROM tracks WHERE id = '$TRACK_ID'")"
-        if [[ "$failure" == *PartLost*released* ]] && [ $((SIZE_BYTES % (PART_SIZE_MIB * 1048576))) = 0 ]; then
-            log "the track's length is a multiple of the part size: chunk-store published its last part twice" \
-                "(<track>:part:N and <track>:part:N:last), and the second worker's read raced with the purge that" \
-                "the first one's commit caused (see docs/performance.md, Upload); --tail-bytes 1 avoids it"
-        fi
         fail_with_log "the track's upload failed ($failure)" r2-uploader
     fi
     alive "$UP_PID" || fail_with_log "r2-uploader exited" r2-uploader
