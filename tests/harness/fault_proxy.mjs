@@ -10,7 +10,11 @@
 //        [--faults 500,503,reset,stall,slow,truncate] [--stall-ms 60000] \
 //        [--only-methods PUT,POST] [--control-file PATH] \
 //        [--slow-bytes 64] [--slow-step 4] [--slow-interval-ms 100]
-//        [--s3-finished-uploads]
+//        [--s3-finished-uploads] [--deny-requests PUT:partNumber,POST:uploadId]
+//
+// --deny-requests: requests of that method whose query has that parameter
+// get 403 AccessDenied (logged as fault "deny"), a refusal for good, as a
+// store answers a key whose permission was taken away.
 //
 // --s3-finished-uploads: once a Complete (POST ?uploadId=) or an Abort
 // (DELETE ?uploadId=) of an upload succeeded through the proxy, any later
@@ -111,6 +115,7 @@ const OUT_HIGH_WATER = 256 * 1024;
 
 const REASONS = {
   400: 'Bad Request',
+  403: 'Forbidden',
   404: 'Not Found',
   431: 'Request Header Fields Too Large',
   500: 'Internal Server Error',
@@ -297,6 +302,13 @@ export class FaultProxy {
     return this.opts.finishedUploads && id !== null && this.finishedUploads.has(id);
   }
 
+  /** With --deny-requests: whether this request is one to refuse. */
+  denied(method, target) {
+    const q = target.indexOf('?');
+    const params = new URLSearchParams(q < 0 ? '' : target.slice(q + 1));
+    return (this.opts.deny || []).some((d) => d.method === method && params.has(d.param));
+  }
+
   noteAnswer(r) {
     const id = uploadIdOf(r.path);
     const ends = r.method === 'POST' || r.method === 'DELETE';
@@ -476,7 +488,9 @@ class Conn {
       n: d.n,
       method,
       path: target,
-      fault: this.p.uploadFinished(target) ? 'nosuchupload' : d.fault,
+      fault: this.p.denied(method.toUpperCase(), target)
+        ? 'deny'
+        : this.p.uploadFinished(target) ? 'nosuchupload' : d.fault,
       frac: d.frac,
       down: d.down,
       head,
@@ -521,7 +535,7 @@ class Conn {
         r.resetAt = Math.max(1, Math.floor(r.frac * (r.body.kind === 'length' ? r.body.length : 65536)));
         if (r.expect100) this.c.write(CONTINUE);
         break;
-      default: // 500, 503, nosuchupload, stall: drain the body, then answer (or not)
+      default: // 500, 503, nosuchupload, deny, stall: drain the body, then answer (or not)
         if (r.bodyDone) return this.onBodyComplete(r);
         if (r.expect100) this.c.write(CONTINUE);
     }
@@ -541,7 +555,7 @@ class Conn {
   }
 
   onBodyComplete(r) {
-    if (r.fault === '500' || r.fault === '503' || r.fault === 'nosuchupload') return this.sendError(r);
+    if (['500', '503', 'nosuchupload', 'deny'].includes(r.fault)) return this.sendError(r);
     if (r.fault === 'stall') {
       this.p.log(r);
       this.timer(() => this.teardown('stall over'), this.p.opts.stallMs);
@@ -555,6 +569,8 @@ class Conn {
     let status, code, msg;
     if (r.fault === '500') {
       [status, code, msg] = [500, 'InternalError', 'We encountered an internal error. Please try again.'];
+    } else if (r.fault === 'deny') {
+      [status, code, msg] = [403, 'AccessDenied', 'Access Denied'];
     } else if (r.fault === 'nosuchupload') {
       [status, code, msg] = [404, 'NoSuchUpload', 'The specified multipart upload does not exist.'];
     } else if (r.down) {
@@ -954,6 +970,7 @@ export function parseArgs(argv) {
     slowStep: 4,
     slowIntervalMs: 100,
     finishedUploads: false,
+    deny: [],
   };
   const num = (name, v, min) => {
     const n = Number(v);
@@ -985,6 +1002,13 @@ export function parseArgs(argv) {
       case '--slow-step': o.slowStep = num(a, v, 1); break;
       case '--slow-interval-ms': o.slowIntervalMs = num(a, v, 0); break;
       case '--s3-finished-uploads': o.finishedUploads = true; break;
+      case '--deny-requests':
+        o.deny = String(v ?? '').split(',').filter(Boolean).map((e) => {
+          const [method, param] = e.split(':');
+          if (!method || !param) throw new Error(`--deny-requests: '${e}' is not METHOD:queryParameter`);
+          return { method: method.toUpperCase(), param };
+        });
+        break;
       case '--help':
       case '-h':
         o.help = true;
@@ -1000,7 +1024,8 @@ export function parseArgs(argv) {
 const USAGE = `usage: node fault_proxy.mjs --target 127.0.0.1:PORT [--listen 127.0.0.1:0]
        [--seed N] [--fault-rate 0..1] [--faults ${FAULT_KINDS.join(',')}]
        [--stall-ms 60000] [--only-methods PUT,POST] [--control-file PATH]
-       [--slow-bytes 64] [--slow-step 4] [--slow-interval-ms 100] [--s3-finished-uploads]`;
+       [--slow-bytes 64] [--slow-step 4] [--slow-interval-ms 100] [--s3-finished-uploads]
+       [--deny-requests PUT:partNumber,POST:uploadId]`;
 
 async function main() {
   let opts;

@@ -540,7 +540,8 @@ static json_t *api_track_upload(const char *key, const char *track)
     return found;
 }
 
-static void check_store_failure(const char *env, const char *name, const char *code)
+/* op: the request the message must name (NULL: any). */
+static void check_store_failure(const char *env, const char *name, const char *code, const char *op)
 {
     char track[37], file[1024];
     CHECK_EQ_INT(stack_stop_service(&stack, &stack.uploader_pid, "r2-uploader"), 0);
@@ -559,6 +560,8 @@ static void check_store_failure(const char *env, const char *name, const char *c
         const char *msg = json_string_value(json_object_get(u, "error_message"));
         CHECK(msg != NULL && strlen(msg) > 10);
         CHECK(msg == NULL || strstr(msg, "testing") == NULL); /* never the secret */
+        if (op != NULL && !CHECK(msg && strstr(msg, op)))
+            fprintf(stderr, "the message does not name %s: %s\n", op, msg ? msg : "(none)");
     }
     json_decref(u);
     free(key);
@@ -572,9 +575,29 @@ static void check_store_failure(const char *env, const char *name, const char *c
  * chunks stay in the log */
 static void test_store_failures_are_visible(void)
 {
-    check_store_failure("R2_BUCKET_NAME=no-such-bucket", "nobucket.bin", "NoSuchBucket");
+    check_store_failure("R2_BUCKET_NAME=no-such-bucket", "nobucket.bin", "NoSuchBucket", NULL);
     check_store_failure("R2_SECRET_ACCESS_KEY=not-the-secret", "badsecret.bin",
-                        "SignatureDoesNotMatch");
+                        "SignatureDoesNotMatch", NULL);
+}
+
+/* bad-input: r2-uploader | the store refuses an UploadPart, or the CompleteMultipartUpload, for
+ * good (403 AccessDenied: a key whose write permission was taken away) | upload `failed` with the
+ * store's code and message, visible through the API | the chunks stay in the log */
+static void test_refusals_for_good_are_visible(void)
+{
+    const char *denials[] = {"PUT:partNumber", "POST:uploadId"};
+    const char *ops[] = {"UploadPart", "CompleteMultipartUpload"};
+    for (int i = 0; i < 2; i++) {
+        char endpoint_env[128], name[32];
+        const char *opts[] = {"--fault-rate", "0", "--deny-requests", denials[i], NULL};
+        pid_t proxy = up_fault_proxy_start(&stack, opts, endpoint_env, sizeof endpoint_env);
+        if (!CHECK(proxy > 0))
+            return;
+        snprintf(name, sizeof name, "denied-%d.bin", i);
+        check_store_failure(endpoint_env, name, "AccessDenied", ops[i]);
+        harness_signal(stack.h, proxy, SIGTERM);
+        harness_wait_exit(stack.h, proxy, 10000, NULL);
+    }
 }
 
 static void test_session_delete_aborts_upload(void)
@@ -631,6 +654,7 @@ int main(void)
     TEST_RUN(test_missing_part_uploaded_again);
     TEST_RUN(test_missing_part_without_its_bytes_fails);
     TEST_RUN(test_store_failures_are_visible);
+    TEST_RUN(test_refusals_for_good_are_visible);
     TEST_RUN(test_session_delete_aborts_upload);
     CHECK_EQ_INT(stack_stop(&stack), 0);
     return check_finish();
