@@ -111,9 +111,11 @@ await run('ids that are not UUIDs: 400 invalid_id; unknown ids: 404', async () =
 
 // bad-input: token-issuer API | another host's session id | 404, as if it did not exist | none; the other host's data untouched
 await run("another host's session: 404, as if it did not exist", async () => {
-  for (const [m, p] of [['GET', ''], ['GET', '/tracks'], ['POST', '/end'], ['DELETE', '']]) {
-    const r = await call(m, `/v1/sessions/${session.id}${p}`, { key: env.OTHER_API_KEY });
-    expect(r.status === 404, `${m} ${p}: ${r.status} ${r.text}`);
+  const paths = [['GET', ''], ['GET', '/tracks'], ['GET', '/manifest'], ['POST', '/end'], ['DELETE', ''],
+    ['POST', '/participants'], ['POST', `/participants/${randomUUID()}/ingest-token`]];
+  for (const [m, p] of paths) {
+    const r = await call(m, `/v1/sessions/${session.id}${p}`, { key: env.OTHER_API_KEY, body: m === 'POST' ? {} : undefined });
+    expect(r.status === 404 && r.json.error.message.includes(session.id), `${m} ${p}: ${r.status} ${r.text}`);
   }
   const l = await call('GET', '/v1/sessions', { key: env.OTHER_API_KEY });
   expect(l.status === 200 && !l.json.sessions.some((s) => s.id === session.id), l.text);
