@@ -398,12 +398,15 @@ static long upload_peak_kib(const char *name, int parts)
 }
 
 /* Part data in memory is bounded by the configuration, not by the length
- * of the recording: a fresh uploader's peak RSS grows as much for 18 parts
- * as for 6 (both keep all 4 workers busy), and stays within the part
- * buffers (part size x (concurrency + 1)) plus 2 MiB of chunk-log replies
- * per worker, with room for the allocator. ASan's quarantine (freed memory
- * held back to catch use-after-free) is kept small for this process, or it
- * alone would grow with the bytes moved. */
+ * of the recording: a fresh uploader's peak RSS growth, for 6 parts and for
+ * 18 (90 MiB of data), stays near the part buffers (part size x
+ * (concurrency + 1)) plus 2 MiB of chunk-log replies per worker, 33 MiB
+ * here; a buffer per part would take the 18-part run past 90 MiB. The
+ * margin is for the allocator and ASan's bookkeeping (how many workers
+ * overlap varies from run to run: 24-29 MiB for 6 parts, 32-37 for 18).
+ * ASan's quarantine (freed memory held back to catch use-after-free) is
+ * kept small for this process, or it alone would grow with the bytes
+ * moved. */
 static void test_memory_bounded(void)
 {
     stack.uploader_env[2] = "ASAN_OPTIONS=detect_leaks=1:halt_on_error=1:quarantine_size_mb=1";
@@ -412,8 +415,8 @@ static void test_memory_bounded(void)
     printf("r2-uploader peak RSS growth: %ld KiB for 6 parts, %ld KiB for 18 (bound %ld KiB)\n",
            six, eighteen, bound_kib);
     CHECK(six > 0 && eighteen > 0);
-    CHECK(eighteen - six < 12 * 1024); /* a buffer per part would add 60 MiB */
-    CHECK(eighteen < bound_kib + 16 * 1024);
+    CHECK(six < bound_kib + 24 * 1024);
+    CHECK(eighteen < bound_kib + 24 * 1024);
     uploader_restart(NULL);
 }
 
