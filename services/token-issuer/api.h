@@ -71,12 +71,7 @@ int api_key_command(ss_pg *pg, int argc, char **argv);
 int clerk_authenticate(const char *token, api_caller *caller, char *why, size_t whylen);
 enum MHD_Result clerk_webhook(struct MHD_Connection *conn, const api_request *req);
 
-/* rate_limit.c: 0 when `who` may make a request now, else -1 with the
- * seconds to wait. api_rate_exhausted: the same answer without taking a
- * request from the bucket. */
-int api_rate_check(const char *who, int *retry_after_s);
-int api_rate_exhausted(const char *who, int *retry_after_s);
-/* True when `who` is over the rate (a request taken from its bucket), with
+/* rate_limit.c: true when `who` is over the rate (a request taken from its bucket), with
  * the 429 (Retry-After) queued in *res. */
 bool api_rate_limited(struct MHD_Connection *conn, const char *who, enum MHD_Result *res);
 /* The same check without taking a request; api_rate_take takes one. */

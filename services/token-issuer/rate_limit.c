@@ -1,7 +1,8 @@
 /* rate_limit.c -- a token bucket per caller (host API key, client address
  * for invite calls, client address for failed authentications):
- * API_RATE_LIMIT requests per second on average, API_RATE_BURST at once. A fixed table; the least
- * recently seen caller is forgotten first, so memory does not grow with the number of callers. */
+ * API_RATE_LIMIT requests per second on average, API_RATE_BURST at once. A
+ * fixed table; the least recently seen caller is forgotten first, so memory
+ * does not grow with the number of callers. Also the client's address. */
 #include "api.h"
 
 #include <arpa/inet.h>
@@ -60,28 +61,19 @@ static int retry_after(const bucket *b)
     return (int)((1.0 - b->tokens) / (double)api_cfg.rate_per_s) + 1;
 }
 
-int api_rate_check(const char *who, int *retry_after_s)
+/* Whether `who` has a request left now; take: use it. When not, the seconds
+ * until it has one. */
+static bool bucket_allows(const char *who, bool take, int *retry_after_s)
 {
     pthread_mutex_lock(&lock);
     bucket *b = refilled(who, now_s());
-    int allowed = b->tokens >= 1.0;
-    if (allowed)
+    bool allowed = b->tokens >= 1.0;
+    if (allowed && take)
         b->tokens -= 1.0;
-    else
+    else if (!allowed)
         *retry_after_s = retry_after(b);
     pthread_mutex_unlock(&lock);
-    return allowed ? 0 : -1;
-}
-
-int api_rate_exhausted(const char *who, int *retry_after_s)
-{
-    pthread_mutex_lock(&lock);
-    bucket *b = refilled(who, now_s());
-    int allowed = b->tokens >= 1.0;
-    if (!allowed)
-        *retry_after_s = retry_after(b);
-    pthread_mutex_unlock(&lock);
-    return allowed ? 0 : -1;
+    return allowed;
 }
 
 static void reply_429(struct MHD_Connection *conn, int retry, enum MHD_Result *res)
@@ -100,28 +92,30 @@ static void reply_429(struct MHD_Connection *conn, int retry, enum MHD_Result *r
     MHD_destroy_response(r);
 }
 
-bool api_rate_limited(struct MHD_Connection *conn, const char *who, enum MHD_Result *res)
+static bool limited_reply(struct MHD_Connection *conn, const char *who, bool take,
+                          enum MHD_Result *res)
 {
     int retry = 1;
-    if (api_rate_check(who, &retry) == 0)
+    if (bucket_allows(who, take, &retry))
         return false;
     reply_429(conn, retry, res);
     return true;
 }
 
+bool api_rate_limited(struct MHD_Connection *conn, const char *who, enum MHD_Result *res)
+{
+    return limited_reply(conn, who, true, res);
+}
+
 bool api_rate_exhausted_reply(struct MHD_Connection *conn, const char *who, enum MHD_Result *res)
 {
-    int retry = 1;
-    if (api_rate_exhausted(who, &retry) == 0)
-        return false;
-    reply_429(conn, retry, res);
-    return true;
+    return limited_reply(conn, who, false, res);
 }
 
 void api_rate_take(const char *who)
 {
     int retry;
-    (void)api_rate_check(who, &retry);
+    (void)bucket_allows(who, true, &retry);
 }
 
 static void peer_address(struct MHD_Connection *conn, char *out, size_t len)

@@ -255,12 +255,12 @@ static int publish_track_complete(const char *track, const char *file)
     return st == NATS_OK ? 0 : -1;
 }
 
-/* Restarts r2-uploader with R2_ENDPOINT set to endpoint_env's, or to the
- * store's own when it is NULL. */
-static void uploader_restart(char *endpoint_env)
+/* Restarts r2-uploader with one more setting ("NAME=value": another
+ * R2_ENDPOINT, bucket or secret), or with none when env is NULL. */
+static void uploader_restart(const char *env)
 {
     CHECK_EQ_INT(stack_stop_service(&stack, &stack.uploader_pid, "r2-uploader"), 0);
-    stack.uploader_env[2] = endpoint_env;
+    stack.uploader_env[2] = env;
     CHECK(stack_start_uploader(&stack) > 0);
 }
 
@@ -547,9 +547,7 @@ static json_t *api_track_upload(const char *key, const char *track)
 static void check_store_failure(const char *env, const char *name, const char *code, const char *op)
 {
     char track[37], file[1024];
-    CHECK_EQ_INT(stack_stop_service(&stack, &stack.uploader_pid, "r2-uploader"), 0);
-    stack.uploader_env[2] = env;
-    CHECK(stack_start_uploader(&stack) > 0);
+    uploader_restart(env);
     CHECK_EQ_INT(up_make_media(&stack, name, UP_PART + 1000, file, sizeof file), 0);
     pid_t pid = up_send_track(&stack, name, file, 0, NULL, NULL, NULL, track);
     CHECK(pid > 0);
@@ -568,9 +566,7 @@ static void check_store_failure(const char *env, const char *name, const char *c
     }
     json_decref(u);
     free(key);
-    CHECK_EQ_INT(stack_stop_service(&stack, &stack.uploader_pid, "r2-uploader"), 0);
-    stack.uploader_env[2] = NULL;
-    CHECK(stack_start_uploader(&stack) > 0);
+    uploader_restart(NULL);
 }
 
 /* bad-input: r2-uploader | a bucket that does not exist; a wrong secret | upload `failed` with the
