@@ -103,7 +103,10 @@ static int encode_aac_frame(mp4_ctx *c, int n)
         snprintf(c->err, sizeof c->err, "av_frame_get_buffer (aac): %s", av_err2str(ret));
         return ret;
     }
-    av_audio_fifo_read(c->fifo, (void **)f->data, n);
+    if ((ret = av_audio_fifo_read(c->fifo, (void **)f->data, n)) < n) {
+        snprintf(c->err, sizeof c->err, "av_audio_fifo_read: %d of %d samples", ret, n);
+        return ret < 0 ? ret : AVERROR_BUG;
+    }
     f->pts = c->next_apts;
     c->next_apts += n;
     return encode(c, c->aenc, f, c->ast, &c->ats);

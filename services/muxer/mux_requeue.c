@@ -19,10 +19,9 @@ int mx_requeue_track(mx_worker *wk, const char *track_id, int64_t zero_us, char 
                               1, params, err, errlen);
     if (r == NULL)
         return -1;
-    if (PQntuples(r) != 1) {
+    if (PQntuples(r) != 1) { /* its TrackUploaded is still to come */
         PQclear(r);
-        snprintf(err, errlen, "track %s has no completed upload", track_id);
-        return -1;
+        return 0;
     }
     Seashore__V1__TrackUploaded m = SEASHORE__V1__TRACK_UPLOADED__INIT;
     m.session_id = PQgetvalue(r, 0, 0);

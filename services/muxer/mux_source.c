@@ -27,7 +27,8 @@ int mx_s3_source_open(mx_s3_source *s, ss_s3_conn *conn, const char *key, size_t
     s->conn = conn;
     s->max_attempts = DEFAULT_ATTEMPTS;
     if (ss_s3_head_object(conn, key, &s->size, NULL, &res) != 0) {
-        snprintf(err, errlen, "HEAD %s: %s: %s", key, res.code, res.message);
+        s->last_error = res;
+        snprintf(err, errlen, "raw object %s: %s: %s", key, res.code, res.message);
         return -1;
     }
     s->win = malloc(window_bytes);

@@ -87,8 +87,8 @@ int mx_job_timeline(mx_worker *wk, mx_job *j)
          attempt++)
         if (ss_work_retry_sleep(&wk->w, attempt) != 0)
             return -1;
-    if (!found || !j->t.has_start)
-        j->zero_us = j->t.start_unix_us;
+    if (!found)
+        j->zero_us = j->t.has_start ? j->t.start_unix_us : 0;
     j->offset_us = j->t.has_start ? j->t.start_unix_us - j->zero_us : 0;
     return 0;
 }
@@ -159,9 +159,15 @@ static int job_transcode(mx_worker *wk, mx_job *j, char *err, size_t errlen)
     atomic_init(&js.pass_transient, false);
     if (mx_s3_source_open(&js.src, wk->s3, j->t.raw_key, (size_t)mx.read_window, err, errlen) !=
         0) {
-        bool transient = js.src.last_error.transient || js.src.size == 0;
+        /* The store refusing for good (no such object, access denied) fails
+         * the outputs; a store that is down or no memory is retried. */
+        bool refused = js.src.last_error.code[0] != '\0' && !js.src.last_error.transient;
         mx_s3_source_close(&js.src);
-        return transient ? 1 : -1;
+        if (!refused)
+            return 1;
+        for (int k = 0; k < MX_OUTPUT_KINDS; k++)
+            mx_set(mx_job_output(j, k), MX_OUT_FAILED, "%s", err);
+        return -1;
     }
     mx_input in = {mx_s3_read,        mx_s3_seek,     &js, j->t.mime_type, pass_source_open,
                    pass_source_close, job_source_tick};
@@ -246,22 +252,39 @@ void mx_job_cleanup(mx_job *j)
             unlink(j->paths[k]);
 }
 
-/* Outputs whose tracks were aligned to a later zero are made again. */
-static void realign_others(mx_worker *wk, mx_job *j)
+/* Requeues the session's tracks whose files are aligned to a later zero
+ * than the session's zero now: those of tracks that started later, and
+ * this one if an earlier track arrived while it was made. */
+static int realign_try(mx_worker *wk, const mx_job *j, char *err, size_t errlen)
 {
-    char(*ids)[37] = NULL, err[256];
-    int n = 0;
-    if (mx_db_tracks_to_realign(wk->pg, j->t.session_id, j->zero_us, &ids, &n, err, sizeof err) !=
-        0) {
-        ss_log_warn("cannot look for tracks to realign", "{s:s}", "error", err);
-        return;
-    }
-    for (int i = 0; i < n; i++)
-        if (strcmp(ids[i], j->track_id) != 0 &&
-            mx_requeue_track(wk, ids[i], j->zero_us, err, sizeof err) != 0)
-            ss_log_warn("cannot requeue a track for realignment", "{s:s, s:s}", "track_id", ids[i],
-                        "error", err);
+    char(*ids)[37] = NULL;
+    int64_t zero = 0;
+    bool found = false;
+    int n = 0, rc = 0;
+    if (mx_db_session_zero(wk->pg, j->t.session_id, &zero, &found, err, errlen) != 0)
+        return -1;
+    if (!found)
+        return 0;
+    if (mx_db_tracks_to_realign(wk->pg, j->t.session_id, zero, &ids, &n, err, errlen) != 0)
+        return -1;
+    for (int i = 0; i < n && rc == 0; i++)
+        rc = mx_requeue_track(wk, ids[i], zero, err, errlen);
     free(ids);
+    return rc;
+}
+
+/* realign_try until it succeeds: a lost requeue would leave a WAV
+ * misaligned for good. 0, or -1 draining. */
+static int realign_session(mx_worker *wk, const mx_job *j)
+{
+    char err[256];
+    for (int attempt = 0; realign_try(wk, j, err, sizeof err) != 0; attempt++) {
+        ss_log_warn("cannot requeue tracks for realignment, retrying", "{s:s, s:s}", "session_id",
+                    j->t.session_id, "error", err);
+        if (ss_work_retry_sleep(&wk->w, attempt) != 0)
+            return -1;
+    }
+    return 0;
 }
 
 /* The session manifest written (retried); the files removed again if the
@@ -282,7 +305,10 @@ static int manifest_and_announce(mx_worker *wk, const mx_job *j)
     if (mx_delete_if_session_deleted(wk, j->t.session_id) != 0)
         return -1;
     snprintf(subject, sizeof subject, "track.muxed.%s", j->track_id);
-    natsConnection_Publish(mx.svc->nats.conn, subject, NULL, 0);
+    natsStatus s = natsConnection_Publish(mx.svc->nats.conn, subject, NULL, 0);
+    if (s != NATS_OK) /* the track keeps its first chunk in the chunk log meanwhile */
+        ss_log_warn("cannot publish track.muxed", "{s:s, s:s}", "track_id", j->track_id, "error",
+                    natsStatus_GetText(s));
     return 0;
 }
 
@@ -292,8 +318,7 @@ ss_work_verdict mx_job_finish(mx_worker *wk, mx_job *j)
     for (int k = 0; k < MX_OUTPUT_KINDS; k++)
         if (job_store_output(wk, j, k) == -2)
             return SS_WORK_ABANDON;
-    realign_others(wk, j);
-    if (manifest_and_announce(wk, j) != 0)
+    if (realign_session(wk, j) != 0 || manifest_and_announce(wk, j) != 0)
         return SS_WORK_ABANDON;
     ss_series_inc(ss_metric_series(m_tracks));
     ss_log_info("track muxed", "{s:s, s:s, s:s, s:s, s:I}", "track_id", j->track_id, "webm",
@@ -321,7 +346,7 @@ static ss_work_verdict job_run(mx_worker *wk, mx_job *j)
             return SS_WORK_ABANDON;
     }
     if (rc == -1) { /* every output is FAILED with the reason */
-        ss_log_warn("raw track is not usable media; outputs failed", "{s:s, s:s}", "track_id",
+        ss_log_warn("raw track cannot be muxed; outputs failed", "{s:s, s:s}", "track_id",
                     j->track_id, "reason", err);
         notify_failed(j->track_id, err);
     }

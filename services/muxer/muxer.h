@@ -171,7 +171,8 @@ int mx_db_live_set(ss_pg *pg, const char *track_id, const char *state, uint64_t 
 /* ---- notices ---- */
 
 /* TrackUploaded again for track_id (msg id "<track>:realign:<zero>"), so
- * its outputs are made against the new zero. */
+ * its outputs are made against the new zero; nothing for a track whose
+ * upload is not complete yet (its own TrackUploaded is still to come). */
 int mx_requeue_track(mx_worker *wk, const char *track_id, int64_t zero_us, char *err,
                      size_t errlen);
 

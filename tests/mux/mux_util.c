@@ -59,6 +59,17 @@ int mt_post(ingest_stack *s, const char *file, const char *mime, int64_t capture
     return pid > 0 ? up_send_wait(s, pid, 60000) : -1;
 }
 
+int mt_post_skewed(ingest_stack *s, const char *file, const char *mime, int64_t capture_start_us,
+                   int skew_ms, const char *participant_id, char *track_id)
+{
+    char start[32], skew[16];
+    snprintf(start, sizeof start, "%" PRId64, capture_start_us);
+    snprintf(skew, sizeof skew, "%d", skew_ms);
+    const char *extra[] = {"--mime", mime, "--capture-start", start, "--clock-skew-ms", skew, NULL};
+    pid_t pid = up_send_track(s, "send-skewed", file, 0, NULL, participant_id, extra, track_id);
+    return pid > 0 ? up_send_wait(s, pid, 60000) : -1;
+}
+
 bool mt_wait_object_gone(ingest_stack *s, const char *key, int timeout_ms)
 {
     ss_s3_client *c = stack_s3_client(s);
@@ -399,6 +410,23 @@ bool mt_has_cues(const char *webm)
     if (!found)
         fprintf(stderr, "%s has no Cues element\n", webm);
     return found;
+}
+
+bool mt_codecs_are(const char *path, const char *want)
+{
+    char cmd[1200], line[64], got[256] = "";
+    snprintf(cmd, sizeof cmd, "ffprobe -v error -show_entries stream=codec_name -of csv=p=0 '%s'",
+             path);
+    FILE *p = popen(cmd, "r");
+    while (p && fgets(line, sizeof line, p)) {
+        line[strcspn(line, "\r\n")] = '\0';
+        size_t n = strlen(got);
+        snprintf(got + n, sizeof got - n, "%s%s", n ? "," : "", line);
+    }
+    bool ok = p != NULL && pclose(p) == 0 && strcmp(got, want) == 0;
+    if (!ok)
+        fprintf(stderr, "%s has streams '%s', not '%s'\n", path, got, want);
+    return ok;
 }
 
 bool mt_decodes_cleanly(const char *path)

@@ -19,6 +19,10 @@ int mt_make_media(ingest_stack *s, const char *name, const char *codec_args, cha
  * status. */
 int mt_post(ingest_stack *s, const char *file, const char *mime, int64_t capture_start_us,
             const char *session_id, const char *participant_id, char *track_id);
+/* mt_post from a client whose clock runs skew_ms ahead of the machine's
+ * (capture_start_us is on that clock). */
+int mt_post_skewed(ingest_stack *s, const char *file, const char *mime, int64_t capture_start_us,
+                   int skew_ms, const char *participant_id, char *track_id);
 
 /* The object is gone from the store (HEAD answers 404) within timeout_ms. */
 bool mt_wait_object_gone(ingest_stack *s, const char *key, int timeout_ms);
@@ -64,6 +68,8 @@ int mt_fetch_url(const char *url, const char *path, char *sha_hex);
 /* The file's duration is within tolerance_s of want_s. */
 bool mt_duration_is(const char *path, double want_s, double tolerance_s);
 bool mt_has_cues(const char *webm);
+/* Every stream's codec in order, comma-separated: "vp8,opus". */
+bool mt_codecs_are(const char *path, const char *want);
 bool mt_decodes_cleanly(const char *path);
 long mt_video_frames(const char *path);
 bool mt_is_wav_48k(const char *path);
@@ -74,7 +80,8 @@ bool mt_mp4_is_editor_ready(const char *path);
 bool mt_mp4_is_audio_ready(const char *path);
 /* The span of the input's packets (first start to last end), seconds. */
 double mt_decoded_seconds(const char *path);
-/* The input's audio decoded and resampled to 48 kHz: samples per channel. */
+/* The file's audio decoded (as the ffmpeg CLI does) and resampled to
+ * 48 kHz: samples per channel. */
 int64_t mt_decoded_samples_48k(const char *path);
 
 #endif

@@ -49,6 +49,8 @@ static const char usage_text[] =
     "  --verbose             protocol events and libwebsockets warnings on stderr\n"
     "  --capture-start US    the capture start to report (Unix microseconds, client clock;\n"
     "                        default: now), e.g. to replay a recording at its real time\n"
+    "  --clock-skew-ms MS    run the client's clock MS milliseconds ahead (negative: behind)\n"
+    "                        of the machine's, as a guest's badly set clock would be (tests)\n"
     "  --help                this text\n"
     "Exit status: 0 every track ended, 1 a permanent error, 2 bad usage.\n";
 
@@ -78,6 +80,19 @@ static int parse_uint(const char *opt, const char *arg, uint64_t min, uint64_t m
         return usage_error("%s: '%s' is not a whole number from %llu to %llu", opt, arg,
                            (unsigned long long)min, (unsigned long long)max);
     *out = v;
+    return 0;
+}
+
+/* A signed number of milliseconds, at most a day either way, into us. */
+static int parse_skew(const char *arg, int64_t *out_us)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(arg, &end, 10);
+    if (end == arg || *end || errno || v < -86400000LL || v > 86400000LL)
+        return usage_error("--clock-skew-ms: '%s' is not a whole number from -86400000 to 86400000",
+                           arg);
+    *out_us = (int64_t)v * 1000;
     return 0;
 }
 
@@ -287,6 +302,7 @@ enum {
     OPT_GIVE_UP,
     OPT_VERBOSE,
     OPT_CAPTURE_START,
+    OPT_CLOCK_SKEW,
     OPT_HELP,
 };
 
@@ -308,6 +324,7 @@ static const struct option longopts[] = {
     {"give-up-after", required_argument, NULL, OPT_GIVE_UP},
     {"verbose", no_argument, NULL, OPT_VERBOSE},
     {"capture-start", required_argument, NULL, OPT_CAPTURE_START},
+    {"clock-skew-ms", required_argument, NULL, OPT_CLOCK_SKEW},
     {"help", no_argument, NULL, OPT_HELP},
     {NULL, 0, NULL, 0},
 };
@@ -381,6 +398,8 @@ static int take_option(int c, send_opts *o, raw_args *r)
             return EXIT_USAGE;
         o->capture_start_unix_us = (int64_t)v;
         return 0;
+    case OPT_CLOCK_SKEW:
+        return parse_skew(optarg, &o->clock_skew_us);
     case OPT_HELP:
         fputs(usage_text, stdout);
         return -1;

@@ -243,7 +243,7 @@ static bool sane_time(int64_t us)
 
 static void on_pong(track *t, const Seashore__V1__Pong *p)
 {
-    int64_t t3 = real_us(), t0 = p->client_time_us;
+    int64_t t3 = client_us(t->s), t0 = p->client_time_us;
     int64_t t1 = p->server_receive_time_us, t2 = p->server_send_time_us;
     if (p->nonce == 0 || p->nonce > t->nonce || !sane_time(t0) || !sane_time(t1) ||
         !sane_time(t2) || t3 < t0 || t2 < t1) {
@@ -259,6 +259,11 @@ static void on_pong(track *t, const Seashore__V1__Pong *p)
         t->best_rtt_us = rtt ? rtt : 1;
         debug(t->s, "track %s: clock offset %lld us (rtt %lld us)", t->id, (long long)offset,
               (long long)rtt);
+        t->offset_unreported = true;
+    }
+    if (p->nonce == t->nonce && t->offset_unreported) { /* no Ping in flight carries it */
+        t->pings_due++;
+        lws_callback_on_writable(t->wsi);
     }
 }
 

@@ -210,6 +210,8 @@ static void ping_cb(lws_sorted_usec_list_t *sul)
 void track_start_pings(track *t)
 {
     t->pings_due = FIRST_PINGS;
+    t->offset_unreported = true;
+    t->pings_started_us = mono_us();
     lws_sul_schedule(t->s->ctx, 0, &t->sul_ping, ping_cb, PING_INTERVAL_US);
     lws_callback_on_writable(t->wsi);
 }
@@ -486,12 +488,17 @@ static int init_context(sender *s)
     return 0;
 }
 
+int64_t client_us(const sender *s)
+{
+    return real_us() + s->o->clock_skew_us;
+}
+
 static int setup(sender *s)
 {
     uint64_t seed = 0;
     s->start_us = mono_us();
     s->capture_start_unix_us =
-        s->o->capture_start_unix_us ? s->o->capture_start_unix_us : real_us();
+        s->o->capture_start_unix_us ? s->o->capture_start_unix_us : client_us(s);
     if (RAND_bytes((unsigned char *)&seed, sizeof seed) != 1)
         seed = (uint64_t)s->capture_start_unix_us;
     s->rng = seed | 1;

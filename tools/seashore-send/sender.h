@@ -37,6 +37,7 @@
 #define RX_MAX             (1 << 20) /* largest server frame we accept */
 #define PING_INTERVAL_US   10000000
 #define FIRST_PINGS        3
+#define OFFSET_WAIT_US     2000000  /* End waits this long for the offset's report */
 #define WELCOME_TIMEOUT_US 30000000 /* no Welcome this long after the upgrade: reconnect */
 #define SILENCE_TIMEOUT_US 45000000 /* no frame at all this long (we ping every 10 s) */
 #define BACKOFF_FIRST_MS   250
@@ -70,6 +71,7 @@ typedef struct send_opts {
     const char *stats_json;
     unsigned give_up_after;        /* seconds, 0 = never */
     int64_t capture_start_unix_us; /* 0: the time sending starts */
+    int64_t clock_skew_us;         /* added to the client's clock readings */
     const char *file;              /* path, or "-" for stdin */
 } send_opts;
 
@@ -145,9 +147,13 @@ typedef struct track {
     int64_t first_ack_unix_us, last_ack_unix_us; /* wall clock of the first and the
                                                     last Ack that moved `acked` on */
 
-    /* clock offset (server - client), best of the Pongs; rtt 0 = none */
+    /* clock offset (server - client), best of the Pongs; rtt 0 = none.
+     * The server learns it from our next Ping, so a better one is sent on
+     * at once, and End waits (a little) until this connection's has been. */
     uint64_t nonce;
     int64_t best_offset_us, best_rtt_us;
+    bool offset_unreported;
+    int64_t pings_started_us;
 
     /* reconnects */
     unsigned attempt;        /* backoff exponent, reset on progress */
@@ -205,6 +211,9 @@ static inline int64_t real_us(void)
     clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
+
+/* The client's clock as it reports it: real time plus --clock-skew-ms. */
+int64_t client_us(const sender *s);
 
 uint64_t sender_rand(sender *s);
 void say(sender *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -129,11 +129,12 @@ static int send_ping(track *t)
 {
     Seashore__V1__Ping p = SEASHORE__V1__PING__INIT;
     Seashore__V1__ClientFrame f = SEASHORE__V1__CLIENT_FRAME__INIT;
-    p.client_time_us = real_us();
+    p.client_time_us = client_us(t->s);
     p.nonce = ++t->nonce;
     if (t->best_rtt_us > 0) {
         p.offset_us = t->best_offset_us;
         p.rtt_us = t->best_rtt_us;
+        t->offset_unreported = false;
     }
     f.kind_case = SEASHORE__V1__CLIENT_FRAME__KIND_PING;
     f.ping = &p;
@@ -279,8 +280,14 @@ static int write_stream(track *t)
     int64_t now = mono_us();
     uint64_t seq = t->next_send, off;
     uint32_t len;
+    if (end_due(t) && t->srv_ended)
+        return track_settle_ended(t);
+    if (end_due(t) && t->offset_unreported && now < t->pings_started_us + OFFSET_WAIT_US) {
+        track_wake_at(t, t->pings_started_us + OFFSET_WAIT_US); /* the track's clock first */
+        return 0;
+    }
     if (end_due(t))
-        return t->srv_ended ? track_settle_ended(t) : send_end(t);
+        return send_end(t);
     if (now < t->hold_until_us || now < t->pause_until_us) {
         track_wake_at(t,
                       t->hold_until_us > t->pause_until_us ? t->hold_until_us : t->pause_until_us);
