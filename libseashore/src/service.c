@@ -112,8 +112,9 @@ static size_t common_vars(ss_service *svc, ss_config_var *out)
                                1000,
                                3600000,
                                NULL,
-                               "longest a SIGTERM drain may take before in-flight work is "
-                               "handed back",
+                               "ingest-recorder: longest its SIGTERM drain (acks, then close "
+                               "1001) may take; the other services stop at once, handing "
+                               "in-flight work back (redelivered at once)",
                                &svc->drain_timeout_ms};
     if (svc->needs & SS_NEEDS_NATS)
         out[n++] = (ss_config_var){"NATS_URL",

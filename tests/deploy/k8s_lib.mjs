@@ -78,15 +78,75 @@ function dropEmptyAnnotations(obj) {
 }
 
 // null when the object is valid, else a message naming it and the problem.
+// Valid means the schema's types and required fields hold AND every field is
+// one the schema knows: the schemas (like the API server's OpenAPI) do not
+// say additionalProperties: false, so a misspelt field (readinesProbe) would
+// pass the model's validate() and be dropped by the API server in silence.
 export function validateObject(obj) {
   const Model = MODELS[`${obj.apiVersion}/${obj.kind}`];
   if (!Model) return `${describe(obj)}: unknown kind ${obj.apiVersion}/${obj.kind} (no schema in the test)`;
   try {
     new Model(obj).validate();
-    return null;
   } catch (err) {
     return `${describe(obj)}: ${err.message}`;
   }
+  const unknown = unknownFields(Model, obj);
+  return unknown.length === 0 ? null : `${describe(obj)}: field(s) not in the schema: ${unknown.join(", ")}`;
+}
+
+// The paths of obj's fields that Model's compiled schema validator never
+// looks at. The validator (ajv, compiled) reads every property its schema
+// declares (`data.readinessProbe`) and enumerates the keys of maps (labels,
+// resources.limits); run over a Proxy that records both, the keys left
+// unread are the ones the schema does not know. Reported at the outermost
+// unknown key, not below it.
+export function unknownFields(Model, obj) {
+  const read = new WeakMap();
+  const proxies = new WeakMap();
+  const mark = (target, key) => {
+    if (typeof key !== "string") return;
+    if (!read.has(target)) read.set(target, new Set());
+    read.get(target).add(key);
+  };
+  const wrap = (value) => {
+    if (!value || typeof value !== "object") return value;
+    if (!proxies.has(value))
+      proxies.set(
+        value,
+        new Proxy(value, {
+          get(t, k, r) {
+            mark(t, k);
+            return wrap(Reflect.get(t, k, r));
+          },
+          has(t, k) {
+            mark(t, k);
+            return Reflect.has(t, k);
+          },
+          ownKeys(t) {
+            for (const k of Reflect.ownKeys(t)) mark(t, k);
+            return Reflect.ownKeys(t);
+          },
+        }),
+      );
+    return proxies.get(value);
+  };
+  const plain = JSON.parse(JSON.stringify(obj));
+  try {
+    Model.prototype.validate.call(wrap(plain)); // validate() runs the schema over `this`
+  } catch {
+    return []; // invalid: validateObject reported it already
+  }
+  const unknown = [];
+  const walk = (value, path) => {
+    if (Array.isArray(value)) value.forEach((v, i) => walk(v, `${path}[${i}]`));
+    else if (value && typeof value === "object")
+      for (const k of Object.keys(value)) {
+        if (read.get(value)?.has(k)) walk(value[k], `${path}.${k}`);
+        else unknown.push(`${path}.${k}`.replace(/^\./, ""));
+      }
+  };
+  walk(plain, "");
+  return unknown;
 }
 
 // The pod template's spec of a workload, or null.

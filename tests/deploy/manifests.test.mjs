@@ -11,6 +11,7 @@
 // Secrets; the Ingress and the NetworkPolicies are there. No cluster needed:
 // `kubectl` from PATH renders and converts, nothing is sent anywhere.
 // Prints "ok - ..." / "not ok - ..." lines; exits 1 on any failure.
+import { readFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -40,6 +41,27 @@ const SECRET_KEYS = {
 
 // The JetStream consumer each KEDA-scaled service works from (docs/chunk-path.md).
 const KEDA_CONSUMERS = { "r2-uploader": "r2-uploader-parts", muxer: "muxer" };
+
+// The services whose SIGTERM handling waits up to DRAIN_TIMEOUT: only
+// ingest-recorder (services/ingest-recorder/main.c, serve()). The others stop
+// at once: token-issuer stops its HTTP daemon (main.c), chunk-store drains its
+// subscriptions and stops (main.c), r2-uploader and muxer cut their work and
+// nak it (libseashore/src/work.c, ss_work_heartbeat). DRAIN_TIMEOUT set on
+// those would promise a drain that does not happen.
+const DRAIN_HONOURED = new Set(["ingest-recorder"]);
+// Seconds a pod behind the Ingress keeps serving after it is marked for
+// deletion, while its endpoint leaves ingress-nginx's upstreams.
+const MIN_PRESTOP_SLEEP = 5;
+// Seconds of the grace period left after the preStop sleep and the drain.
+const GRACE_MARGIN = 5;
+
+// nats-server's measured memory (docs/performance.md, scale curve
+// 2026-12-03): 2181 MiB PSS at 200 recorders. Production's limit must be
+// above it (docs/deploy.md §3 sizes a cluster for ~270).
+const NATS_MEASURED_200_MIB = 2181;
+
+// The images Sea Shore builds (deploy/docker/): released together.
+const SEASHORE_IMAGE = /^ghcr\.io\/seashore\/(token-issuer|ingest-recorder|chunk-store|r2-uploader|muxer|migrate)(?::([^@]+))?(?:@(.+))?$/;
 
 // ---- tiny runner ----
 
@@ -94,7 +116,31 @@ function negativeSchemaProblems() {
     problems.push("an unknown kind example.com/v1 Widget passed validation");
   const badSo = { apiVersion: "keda.sh/v1alpha1", kind: "ScaledObject", metadata: { name: "s" }, spec: { triggers: [] } };
   if (!validateObject(badSo)) problems.push("a ScaledObject without scaleTargetRef passed validation");
+  const typo = structuredClone(good);
+  typo.spec.template.spec.containers[0].readinesProbe = { httpGet: { path: "/readyz", port: 9090 } };
+  const typoErr = validateObject(typo);
+  if (!typoErr?.includes("spec.template.spec.containers[0].readinesProbe"))
+    problems.push(`a Deployment with a misspelt readinesProbe was not refused by name: ${typoErr}`);
   return problems;
+}
+
+// The same on rendered objects: each overlay's Deployments with their
+// readinessProbe misspelt, and a ScaledObject with a misspelt trigger field.
+function negativeRenderedSchemaProblems(objs) {
+  const p = [];
+  for (const d of byKind(objs, "Deployment")) {
+    const bad = structuredClone(d);
+    const c = podSpecOf(bad).containers[0];
+    c.readinesProbe = c.readinessProbe;
+    delete c.readinessProbe;
+    if (!validateObject(bad)?.includes("readinesProbe")) p.push(`${describe(d)} with readinessProbe misspelt passed validation`);
+  }
+  for (const so of byKind(objs, "ScaledObject")) {
+    const bad = structuredClone(so);
+    bad.spec.minReplicas = bad.spec.minReplicaCount; // the HPA's name, not KEDA's
+    if (!validateObject(bad)?.includes("spec.minReplicas")) p.push(`${describe(so)} with spec.minReplicas passed validation`);
+  }
+  return p;
 }
 
 // ---- 3. policy ----
@@ -142,8 +188,8 @@ function pdbProblems(objs, obj) {
   return [];
 }
 
-// The service's ops probes and the grace period above its DRAIN_TIMEOUT.
-function serviceProbeAndDrainProblems(obj) {
+// The service's ops probes, and what SIGTERM does (drainProblems).
+function serviceProbeAndDrainProblems(objs, obj) {
   const pod = podSpecOf(obj);
   const c = pod.containers.find((x) => x.name === obj.metadata.name);
   const where = describe(obj);
@@ -156,12 +202,63 @@ function serviceProbeAndDrainProblems(obj) {
     if (c[probe] && c[probe].httpGet?.port !== "ops") p.push(`${where}: ${probe} is not on the port named ops`);
   if (!(c.ports ?? []).some((port) => port.name === "ops" && port.containerPort === 9090))
     p.push(`${where}: no container port ops 9090`);
+  return [...p, ...drainProblems(objs, obj)];
+}
+
+// Seconds of the container's preStop sleep (exec sleep N, or the built-in
+// sleep action), 0 without one.
+function preStopSleep(c) {
+  const hook = c.lifecycle?.preStop;
+  if (!hook) return 0;
+  if (hook.sleep) return Number(hook.sleep.seconds) || 0;
+  const cmd = hook.exec?.command ?? [];
+  if (cmd.length === 2 && (cmd[0] === "/bin/sleep" || cmd[0] === "sleep")) return Number(cmd[1]) || 0;
+  return 0;
+}
+
+// What SIGTERM does, against the pod's settings:
+//   - DRAIN_TIMEOUT is set (to a literal) exactly where the service uses it;
+//   - a service the Ingress routes to has a preStop sleep, so it keeps
+//     serving until its endpoint is gone (SIGTERM comes after the hook);
+//   - the grace period covers the sleep, the drain and a margin.
+function drainProblems(objs, obj) {
+  const svc = obj.metadata.name;
+  const pod = podSpecOf(obj);
+  const c = pod.containers.find((x) => x.name === svc);
+  const where = describe(obj);
+  const p = [];
   const drain = (c.env ?? []).find((e) => e.name === "DRAIN_TIMEOUT");
-  if (!drain || drain.value === undefined) return [...p, `${where}: DRAIN_TIMEOUT is not set to a literal value`];
-  const seconds = durationSeconds(drain.value);
-  const grace = pod.terminationGracePeriodSeconds;
-  if (!Number.isFinite(seconds)) p.push(`${where}: DRAIN_TIMEOUT "${drain.value}" is not a duration`);
-  else if (!(grace > seconds)) p.push(`${where}: terminationGracePeriodSeconds ${grace} is not above DRAIN_TIMEOUT ${drain.value}`);
+  let drainSeconds = 0;
+  if (DRAIN_HONOURED.has(svc)) {
+    if (!drain || drain.value === undefined) p.push(`${where}: DRAIN_TIMEOUT is not set to a literal value`);
+    else if (!Number.isFinite((drainSeconds = durationSeconds(drain.value)))) p.push(`${where}: DRAIN_TIMEOUT "${drain.value}" is not a duration`);
+  } else if (drain) p.push(`${where}: sets DRAIN_TIMEOUT, which ${svc} does not wait for (it hands in-flight work back at once)`);
+  const sleep = preStopSleep(c);
+  const routed = byKind(objs, "Ingress").some((ing) =>
+    (ing.spec.rules ?? []).some((r) => (r.http?.paths ?? []).some((x) => x.backend?.service?.name === svc)),
+  );
+  if (routed && sleep < MIN_PRESTOP_SLEEP) p.push(`${where}: the Ingress routes to it but its preStop sleep is ${sleep}s, want >= ${MIN_PRESTOP_SLEEP}s`);
+  const grace = pod.terminationGracePeriodSeconds ?? 30;
+  if (grace < sleep + drainSeconds + GRACE_MARGIN)
+    p.push(`${where}: terminationGracePeriodSeconds ${grace} < preStop ${sleep}s + drain ${drainSeconds}s + ${GRACE_MARGIN}s`);
+  return p;
+}
+
+// The drain check must catch what it is for: mutated copies.
+function negativeDrainProblems(objs) {
+  const p = [];
+  const mutate = (svc, fn) => {
+    const copy = structuredClone(objs);
+    const d = named(copy, "Deployment", svc);
+    fn(podSpecOf(d), podSpecOf(d).containers.find((x) => x.name === svc));
+    return drainProblems(copy, d);
+  };
+  if (!mutate("token-issuer", (_, c) => delete c.lifecycle).some((m) => m.includes("preStop sleep is 0s")))
+    p.push("token-issuer without a preStop sleep went unnoticed");
+  if (!mutate("muxer", (_, c) => c.env.push({ name: "DRAIN_TIMEOUT", value: "120s" })).some((m) => m.includes("sets DRAIN_TIMEOUT")))
+    p.push("DRAIN_TIMEOUT on muxer went unnoticed");
+  if (!mutate("ingest-recorder", (pod) => (pod.terminationGracePeriodSeconds = 30)).some((m) => m.includes("terminationGracePeriodSeconds 30")))
+    p.push("an ingest-recorder grace period below preStop + DRAIN_TIMEOUT went unnoticed");
   return p;
 }
 
@@ -411,6 +508,321 @@ function monitoringProblems(objs) {
   return p;
 }
 
+// ---- 6. topology, NATS storage and memory, the migrations gate, KEDA, images ----
+
+// Every Deployment spreads its pods over zones and hosts; NATS one per host.
+function topologyProblems(objs) {
+  const p = [];
+  for (const w of workloads(objs)) {
+    const labels = podLabelsOf(w);
+    const tsc = podSpecOf(w).topologySpreadConstraints ?? [];
+    const on = (key) => tsc.find((t) => t.topologyKey === key && selectorMatches(t.labelSelector, labels));
+    for (const key of ["topology.kubernetes.io/zone", "kubernetes.io/hostname"])
+      if (!on(key)) p.push(`${describe(w)}: no topologySpreadConstraint on ${key} selecting its own pods`);
+    if (w.kind === "StatefulSet" && on("kubernetes.io/hostname")?.whenUnsatisfiable !== "DoNotSchedule")
+      p.push(`${describe(w)}: NATS nodes may share a host (hostname spread is not DoNotSchedule)`);
+  }
+  return p;
+}
+
+// Kubernetes quantities and NATS sizes in bytes ("10Gi", "8GB", "1600MiB").
+function bytesOf(text) {
+  const m = String(text).match(/^(\d+(?:\.\d+)?)\s*([KMGT]i?B?|[kmgt]b?)?$/);
+  if (!m) return NaN;
+  const unit = (m[2] ?? "").replace(/B$/i, "").toUpperCase();
+  const pow = { "": 0, K: 1, M: 2, G: 3, T: 4 }[unit.replace("I", "")];
+  return Number(m[1]) * (unit.endsWith("I") ? 1024 : 1000) ** pow;
+}
+
+// JetStream's files are on a PVC per node (volumeClaimTemplates, mounted at
+// nats.conf's store_dir, big enough for max_file_store); memory above the
+// measurement in production, GOMEMLIMIT below the limit.
+function natsStorageProblems(objs, overlay) {
+  const nats = named(objs, "StatefulSet", "nats");
+  if (!nats) return ["StatefulSet/nats is missing"];
+  const p = [];
+  const conf = natsConfig(objs);
+  const storeDir = conf.match(/^\s*store_dir:\s*"?([^"\s]+)/m)?.[1];
+  const maxFile = bytesOf(conf.match(/^\s*max_file_store:\s*"?([^"\s]+)/m)?.[1]);
+  if (!storeDir) p.push("nats.conf: no jetstream store_dir");
+  const c = podSpecOf(nats).containers.find((x) => x.name === "nats");
+  const mount = (c?.volumeMounts ?? []).find((m) => m.mountPath === storeDir);
+  const vct = (nats.spec.volumeClaimTemplates ?? []).find((v) => v.metadata.name === mount?.name);
+  if (!vct) p.push(`${describe(nats)}: store_dir ${storeDir} is not on a volumeClaimTemplate (a persistent volume per node)`);
+  else {
+    const size = bytesOf(vct.spec.resources?.requests?.storage);
+    if (!(size > maxFile)) p.push(`${describe(nats)}: PVC ${vct.spec.resources?.requests?.storage} is not above max_file_store`);
+    if (!(vct.spec.accessModes ?? []).includes("ReadWriteOnce")) p.push(`${describe(nats)}: PVC is not ReadWriteOnce`);
+  }
+  const limit = bytesOf(c?.resources?.limits?.memory);
+  const request = bytesOf(c?.resources?.requests?.memory);
+  const gomem = bytesOf((c?.env ?? []).find((e) => e.name === "GOMEMLIMIT")?.value);
+  if (!(gomem < limit)) p.push(`${describe(nats)}: GOMEMLIMIT is not below the memory limit`);
+  if (overlay === "production") {
+    const measured = NATS_MEASURED_200_MIB * 1024 * 1024;
+    if (!(request > measured && limit > measured))
+      p.push(`${describe(nats)}: memory ${c?.resources?.requests?.memory}/${c?.resources?.limits?.memory} is not above the measured ${NATS_MEASURED_200_MIB} MiB at 200 recorders`);
+  }
+  return p;
+}
+
+// The migrate Job runs seashore-migrate; every Deployment whose service
+// reads DATABASE_URL waits in an initContainer, with the Job's image, for
+// none of its migrations to be pending.
+function migrationsGateProblems(objs, configs) {
+  const p = [];
+  const job = named(objs, "Job", "seashore-migrate");
+  const jc = job && podSpecOf(job).containers[0];
+  if (!jc) return ["Job/seashore-migrate is not rendered"];
+  const jobCmd = [...(jc.command ?? []), ...(jc.args ?? [])];
+  if (jobCmd[0] !== "seashore-migrate" || jobCmd.includes("--status")) p.push(`${describe(job)}: does not apply migrations: ${jobCmd.join(" ")}`);
+  const dir = jobCmd[jobCmd.indexOf("--dir") + 1];
+  for (const svc of SERVICES) {
+    const d = named(objs, "Deployment", svc);
+    if (!d || !configs[svc]) continue;
+    const usesPg = configs[svc].variables.some((v) => v.name === "DATABASE_URL");
+    const gate = (podSpecOf(d).initContainers ?? []).find((c) => c.name === "wait-for-migrations");
+    if (!usesPg) {
+      if (gate) p.push(`${describe(d)}: waits for migrations but does not use PostgreSQL`);
+      continue;
+    }
+    if (!gate) {
+      p.push(`${describe(d)}: no wait-for-migrations initContainer (it would start on an old schema)`);
+      continue;
+    }
+    if (gate.image !== jc.image) p.push(`${describe(d)}: wait-for-migrations runs ${gate.image}, the Job ${jc.image}`);
+    const script = [...(gate.command ?? []), ...(gate.args ?? [])].join(" ");
+    for (const want of ["seashore-migrate", "--status", `--dir ${dir}`, "^pending", "until "])
+      if (!script.includes(want)) p.push(`${describe(d)}: wait-for-migrations does not contain "${want}"`);
+  }
+  return p;
+}
+
+// KEDA asks NATS's monitoring port at <service>.<namespace>.svc...: the
+// namespace the overlay renders into, a rendered Service with that port.
+function kedaEndpointProblems(objs) {
+  const p = [];
+  for (const so of byKind(objs, "ScaledObject"))
+    for (const t of so.spec.triggers.filter((x) => x.type === "nats-jetstream")) {
+      const ep = t.metadata?.natsServerMonitoringEndpoint ?? "";
+      const m = ep.match(/^([a-z0-9-]+)\.([a-z0-9-]+)\.svc(?:\.cluster\.local)?:(\d+)$/);
+      if (!m) {
+        p.push(`${describe(so)}: endpoint "${ep}" is not <service>.<namespace>.svc[.cluster.local]:<port>`);
+        continue;
+      }
+      const [, svcName, ns, port] = m;
+      if (ns !== (so.metadata.namespace ?? "default")) p.push(`${describe(so)}: endpoint namespace ${ns}, but the overlay renders into ${so.metadata.namespace}`);
+      const svc = named(objs, "Service", svcName);
+      if (!svc) p.push(`${describe(so)}: endpoint Service ${svcName} is not rendered`);
+      else if (!svc.spec.ports.some((x) => x.port === Number(port))) p.push(`${describe(so)}: Service ${svcName} has no port ${port}`);
+    }
+  return p;
+}
+
+// Production pins one release of the six images (never latest); a latest
+// image anywhere must not be kept from a node's cache.
+function imageProblems(objs, overlay) {
+  const p = [];
+  const refs = new Set();
+  for (const w of [...workloads(objs), ...byKind(objs, "Job")])
+    for (const c of allContainers(podSpecOf(w))) {
+      const m = c.image.match(SEASHORE_IMAGE);
+      if (!m) continue;
+      const [, , tag, digest] = m;
+      refs.add(digest ? `@${digest}` : `:${tag ?? "latest"}`);
+      if ((tag ?? "latest") === "latest" && !digest && ["IfNotPresent", "Never"].includes(c.imagePullPolicy))
+        p.push(`${describe(w)} container ${c.name}: ${c.image} with imagePullPolicy ${c.imagePullPolicy} (a cached latest is never updated)`);
+      if (overlay === "production" && !digest && (tag ?? "latest") === "latest") p.push(`${describe(w)} container ${c.name}: ${c.image} is not pinned`);
+    }
+  if (overlay === "production" && refs.size !== 1) p.push(`the six images are not one release: ${[...refs].join(", ")}`);
+  return p;
+}
+
+// kube-prometheus-stack's Prometheus selects ServiceMonitors by `release`.
+function serviceMonitorLabelProblems(objs) {
+  const sms = byKind(objs, "ServiceMonitor");
+  const values = new Set(sms.map((s) => s.metadata.labels?.release));
+  const p = sms.filter((s) => !s.metadata.labels?.release).map((s) => `${describe(s)}: no release label (kube-prometheus-stack would not scrape it)`);
+  if (values.size > 1) p.push(`the ServiceMonitors disagree on the release label: ${[...values].join(", ")}`);
+  return p;
+}
+
+// ---- 7. NetworkPolicy flows ----
+//
+// A small evaluator of NetworkPolicy semantics: a pod is isolated in a
+// direction once a policy of its namespace selects it for that direction;
+// then a connection needs a rule whose peers and ports match. A connection
+// between two pods needs the source's egress and the target's ingress. Peers
+// outside the namespace (the ingress controller, Prometheus, KEDA, DNS,
+// strangers) are not isolated by our policies; external addresses (PostgreSQL,
+// S3, the internet) are matched by ipBlocks, pods are not (their addresses
+// are the cluster's business).
+
+function ipInCidr(ip, cidr) {
+  const toInt = (a) => a.split(".").reduce((n, o) => n * 256 + Number(o), 0);
+  const [base, bits] = cidr.split("/");
+  const size = 2 ** (32 - Number(bits));
+  return Math.floor(toInt(ip) / size) === Math.floor(toInt(base) / size);
+}
+
+function peerMatches(entry, peer, policyNs) {
+  if (entry.ipBlock) return !!peer.ip && ipInCidr(peer.ip, entry.ipBlock.cidr) && !(entry.ipBlock.except ?? []).some((c) => ipInCidr(peer.ip, c));
+  if (peer.ip) return false;
+  const nsLabels = { "kubernetes.io/metadata.name": peer.ns };
+  if (entry.namespaceSelector && !selectorMatches(entry.namespaceSelector, nsLabels)) return false;
+  if (!entry.namespaceSelector && peer.ns !== policyNs) return false;
+  return entry.podSelector ? selectorMatches(entry.podSelector, peer.labels) : true;
+}
+
+function portMatches(ports, port, protocol) {
+  if (!ports || ports.length === 0) return true;
+  return ports.some((x) => (x.protocol ?? "TCP") === protocol && (x.port === undefined || (port >= x.port && port <= (x.endPort ?? x.port))));
+}
+
+// Whether our policies let `pod` (ours) take (Ingress) or make (Egress) the connection with `peer`.
+function policyAllows(nps, dir, pod, peer, port, protocol) {
+  const key = dir === "Ingress" ? "ingress" : "egress";
+  const selecting = nps.filter(
+    (n) =>
+      (n.metadata.namespace ?? "default") === pod.ns &&
+      selectorMatches(n.spec.podSelector, pod.labels) &&
+      (n.spec.policyTypes ?? (n.spec.egress ? ["Ingress", "Egress"] : ["Ingress"])).includes(dir),
+  );
+  if (selecting.length === 0) return true;
+  return selecting.some((n) =>
+    (n.spec[key] ?? []).some((rule) => {
+      const peers = rule[dir === "Ingress" ? "from" : "to"] ?? [];
+      return (peers.length === 0 || peers.some((e) => peerMatches(e, peer, pod.ns))) && portMatches(rule.ports, port, protocol);
+    }),
+  );
+}
+
+function reachable(nps, src, dst, port, protocol = "TCP") {
+  const out = src.ours ? policyAllows(nps, "Egress", src, dst, port, protocol) : true;
+  const inn = dst.ours ? policyAllows(nps, "Ingress", dst, src, port, protocol) : true;
+  return out && inn;
+}
+
+function flowProblems(objs) {
+  const nps = byKind(objs, "NetworkPolicy");
+  const ns = named(objs, "Deployment", "token-issuer")?.metadata.namespace ?? "default";
+  const pods = {};
+  for (const w of [...workloads(objs), ...byKind(objs, "Job")])
+    pods[w.metadata.name] = { name: w.metadata.name, ns, labels: podLabelsOf(w), ours: true };
+  const ext = (name, nsName, labels) => ({ name, ns: nsName, labels, ours: false });
+  const ingressCtl = ext("ingress-nginx controller", "ingress-nginx", { "app.kubernetes.io/name": "ingress-nginx" });
+  const prometheus = ext("Prometheus", "monitoring", { "app.kubernetes.io/name": "prometheus" });
+  const keda = ext("KEDA operator", "keda", { app: "keda-operator" });
+  const dns = ext("kube-dns", "kube-system", { "k8s-app": "kube-dns" });
+  const stranger = ext("a pod in namespace default", "default", { app: "stranger" });
+  const neighbour = ext(`a stranger pod in ${ns}`, ns, { app: "stranger" });
+  const pg = { name: "PostgreSQL 10.20.30.40", ip: "10.20.30.40", ours: false };
+  const s3 = { name: "S3 endpoint 104.18.8.1", ip: "104.18.8.1", ours: false };
+  const internet = { name: "an internet address 8.8.8.8", ip: "8.8.8.8", ours: false };
+  const p = [];
+  const expect = (want, src, dst, port, protocol = "TCP") => {
+    if (!src || !dst) return p.push(`flow ${src?.name} -> ${dst?.name}: a workload is not rendered`);
+    if (reachable(nps, src, dst, port, protocol) !== want)
+      p.push(`${src.name} -> ${dst.name}:${port}/${protocol} is ${want ? "blocked" : "allowed"}, want ${want ? "allowed" : "blocked"}`);
+  };
+  const services = SERVICES.map((s) => pods[s]);
+  const all = Object.values(pods);
+  const usesPg = ["token-issuer", "chunk-store", "r2-uploader", "muxer", "seashore-migrate"];
+  const usesS3 = ["token-issuer", "r2-uploader", "muxer"]; // SS_NEEDS_S3 in their main.c
+  // The ingress controller reaches the two public ports and nothing else.
+  expect(true, ingressCtl, pods["token-issuer"], 8080);
+  expect(true, ingressCtl, pods["ingest-recorder"], 8081);
+  expect(false, ingressCtl, pods["token-issuer"], 9090);
+  expect(false, ingressCtl, pods["chunk-store"], 9090);
+  expect(false, ingressCtl, pods.nats, 4222);
+  // Nobody else reaches them.
+  for (const who of [stranger, neighbour, ...services.filter((s) => s.name !== "token-issuer")]) expect(false, who, pods["token-issuer"], 8080);
+  for (const who of [stranger, neighbour, ...services.filter((s) => s.name !== "ingest-recorder")]) expect(false, who, pods["ingest-recorder"], 8081);
+  // Prometheus scrapes every ops port and the NATS exporter; strangers do not.
+  for (const s of services) {
+    expect(true, prometheus, s, 9090);
+    expect(false, stranger, s, 9090);
+  }
+  expect(true, prometheus, pods.nats, 7777);
+  // NATS: every service, the routes between the nodes, KEDA on 8222.
+  for (const s of services) expect(true, s, pods.nats, 4222);
+  for (const who of [stranger, neighbour, pods["seashore-migrate"], ingressCtl]) expect(false, who, pods.nats, 4222);
+  expect(true, pods.nats, pods.nats, 6222);
+  expect(false, pods["chunk-store"], pods.nats, 6222);
+  expect(true, keda, pods.nats, 8222);
+  expect(false, stranger, pods.nats, 8222);
+  // DNS for every pod.
+  for (const w of all) {
+    expect(true, w, dns, 53, "UDP");
+    expect(true, w, dns, 53, "TCP");
+  }
+  // PostgreSQL and S3: exactly the ones that use them.
+  for (const w of all) {
+    expect(usesPg.includes(w.name), w, pg, 5432);
+    expect(usesS3.includes(w.name), w, s3, 443);
+    expect(false, w, internet, 80);
+    expect(false, w, s3, 80);
+  }
+  // Services talk over NATS only: no service-to-service HTTP.
+  for (const a of services) for (const b of services) if (a !== b) expect(false, a, b, b.name === "ingest-recorder" ? 8081 : b.name === "token-issuer" ? 8080 : 9090);
+  // No allow-all: an odd port from anywhere, to anywhere, stays blocked.
+  for (const w of all) {
+    expect(false, stranger, w, 12345);
+    expect(false, neighbour, w, 12345);
+    expect(false, w, internet, 12345);
+    expect(false, w, neighbour, 12345);
+  }
+  return p;
+}
+
+// The flow check must catch what it is for: mutated copies of the policies.
+function negativeFlowProblems(objs) {
+  const p = [];
+  const ns = named(objs, "Deployment", "token-issuer")?.metadata.namespace;
+  const allowAll = structuredClone(objs);
+  allowAll.push({
+    apiVersion: "networking.k8s.io/v1",
+    kind: "NetworkPolicy",
+    metadata: { name: "allow-all", namespace: ns },
+    spec: { podSelector: {}, policyTypes: ["Ingress"], ingress: [{}] },
+  });
+  if (!flowProblems(allowAll).some((m) => m.startsWith("a pod in namespace default -> token-issuer:8080/TCP is allowed")))
+    p.push("an allow-all ingress policy went unnoticed");
+  const noMuxerS3 = structuredClone(objs);
+  const s3 = noMuxerS3.find((o) => o.kind === "NetworkPolicy" && o.metadata.name === "s3-egress");
+  for (const e of s3?.spec.podSelector.matchExpressions ?? []) e.values = e.values.filter((v) => v !== "muxer");
+  if (!flowProblems(noMuxerS3).some((m) => m.startsWith("muxer -> S3 endpoint 104.18.8.1:443/TCP is blocked")))
+    p.push("muxer dropped from s3-egress went unnoticed");
+  const noUploaderNats = structuredClone(objs);
+  const toNats = noUploaderNats.find((o) => o.kind === "NetworkPolicy" && o.metadata.name === "services-to-nats");
+  for (const e of toNats?.spec.podSelector.matchExpressions ?? []) e.values = e.values.filter((v) => v !== "r2-uploader");
+  if (!flowProblems(noUploaderNats).some((m) => m.startsWith("r2-uploader -> nats:4222/TCP is blocked")))
+    p.push("r2-uploader dropped from services-to-nats went unnoticed");
+  return p;
+}
+
+// ---- 8. drift of the migrations runner (the Job and the initContainers) ----
+
+// What tools/migrate/migrate.c reads: its getenv() calls. DATABASE_URL is
+// required (it exits 2 without) and secret, as the services declare it.
+function migrateConfig(configs) {
+  const src = readFileSync(join(ROOT, "tools", "migrate", "migrate.c"), "utf8");
+  const names = [...new Set([...src.matchAll(/getenv\("([A-Z_]+)"\)/g)].map((m) => m[1]))];
+  const secret = Object.values(configs).some((c) => c.variables.some((v) => v.name === "DATABASE_URL" && v.secret));
+  return {
+    service: "seashore-migrate",
+    variables: names.map((name) => ({ name, required: name === "DATABASE_URL", secret: name === "DATABASE_URL" && secret })),
+  };
+}
+
+function migrateContainers(objs) {
+  const out = [];
+  for (const w of [...workloads(objs), ...byKind(objs, "Job")])
+    for (const c of allContainers(podSpecOf(w)))
+      if (/\/migrate[:@]/.test(c.image) || /^ghcr\.io\/seashore\/migrate$/.test(c.image)) out.push({ where: `${describe(w)} container ${c.name}`, container: c });
+  return out;
+}
+
 // ---- main ----
 
 function main() {
@@ -425,7 +837,7 @@ function main() {
     process.exit(1);
   }
 
-  check("schema validation rejects a bad Deployment, an unknown kind and a bad ScaledObject", negativeSchemaProblems);
+  check("schema validation rejects a bad Deployment, an unknown kind, a bad ScaledObject and an unknown field", negativeSchemaProblems);
 
   const configs = {};
   check("every service prints --config-json", () => {
@@ -443,17 +855,24 @@ function main() {
     if (!objs) continue;
 
     check(`${overlay}: ${objs.length} objects validate against their schemas`, () => schemaProblems(objs));
+    check(`${overlay}: schema validation rejects rendered objects with a misspelt field`, () => negativeRenderedSchemaProblems(objs));
     check(`${overlay}: every Deployment and the StatefulSet is hardened, probed, sized`, () =>
       [...workloads(objs), ...byKind(objs, "Job")].flatMap(podProblems),
     );
     check(`${overlay}: a PodDisruptionBudget selects every Deployment and the StatefulSet`, () =>
       workloads(objs).flatMap((w) => pdbProblems(objs, w)),
     );
-    check(`${overlay}: each service has ops probes and a grace period above DRAIN_TIMEOUT`, () =>
+    check(`${overlay}: each service has ops probes, DRAIN_TIMEOUT only where used, a preStop sleep behind the Ingress, grace for both`, () =>
       SERVICES.map((s) => named(objs, "Deployment", s))
         .map((d, i) => d ?? { missing: SERVICES[i] })
-        .flatMap((d) => (d.missing ? [`Deployment/${d.missing} is not rendered`] : serviceProbeAndDrainProblems(d))),
+        .flatMap((d) => (d.missing ? [`Deployment/${d.missing} is not rendered`] : serviceProbeAndDrainProblems(objs, d))),
     );
+    check(`${overlay}: the drain check catches a missing preStop, an unused DRAIN_TIMEOUT, a short grace`, () => negativeDrainProblems(objs));
+    check(`${overlay}: every Deployment and NATS spread over zones and hosts`, () => topologyProblems(objs));
+    check(`${overlay}: NATS keeps JetStream on a PVC per node; memory sized`, () => natsStorageProblems(objs, overlay));
+    check(`${overlay}: the migrate Job, and a wait-for-migrations gate on every Deployment using PostgreSQL`, () => migrationsGateProblems(objs, configs));
+    check(`${overlay}: KEDA's NATS endpoint is in the overlay's namespace`, () => kedaEndpointProblems(objs));
+    check(`${overlay}: images: one pinned release in production, no cached latest`, () => imageProblems(objs, overlay));
     check(`${overlay}: replicas, NATS nodes and stream replicas fit the overlay`, () => haProblems(objs, overlay));
     check(`${overlay}: HPAs and KEDA ScaledObjects`, () => scalingProblems(objs));
     for (const svc of SERVICES) {
@@ -462,12 +881,34 @@ function main() {
         driftProblems(objs, configs[svc], serviceContainer(objs, svc)),
       );
     }
+    if (Object.keys(configs).length > 0) {
+      const mc = migrateConfig(configs);
+      check(`${overlay}: the migrate Job's and initContainers' environment matches what seashore-migrate reads`, () => {
+        const targets = migrateContainers(objs);
+        const p = targets.length === 0 ? ["no container runs the migrate image"] : [];
+        return [...p, ...targets.flatMap((t) => driftProblems(objs, mc, t))];
+      });
+      check(`${overlay}: the migrate drift check catches an unknown and a missing variable`, () => {
+        const [t] = migrateContainers(objs);
+        const p = [];
+        const extra = structuredClone(t);
+        extra.container.env = [...(extra.container.env ?? []), { name: "MIGRATIONS_TABLE", value: "x" }];
+        if (!driftProblems(objs, mc, extra).some((m) => m.includes("MIGRATIONS_TABLE"))) p.push("an unknown variable went unnoticed");
+        const missing = structuredClone(t);
+        missing.container.env = (missing.container.env ?? []).filter((e) => e.name !== "DATABASE_URL");
+        if (!driftProblems(objs, mc, missing).some((m) => m.includes("required DATABASE_URL"))) p.push("a missing DATABASE_URL went unnoticed");
+        return p;
+      });
+    }
     check(`${overlay}: the drift check catches unknown, leaked and missing variables`, () =>
       SERVICES.filter((s) => configs[s]).flatMap((s) => negativeDriftProblems(objs, configs[s])),
     );
     check(`${overlay}: Ingress routes / and /v1/ingest (websocket timeouts)`, () => ingressProblems(objs));
     check(`${overlay}: NetworkPolicies: default deny and the needed flows`, () => networkPolicyProblems(objs));
+    check(`${overlay}: NetworkPolicies allow exactly the flows Sea Shore needs (evaluated pod to pod)`, () => flowProblems(objs));
+    check(`${overlay}: the flow check catches an allow-all policy and a service dropped from a policy`, () => negativeFlowProblems(objs));
     check(`${overlay}: a ServiceMonitor for each service and NATS`, () => monitoringProblems(objs));
+    check(`${overlay}: every ServiceMonitor carries kube-prometheus-stack's release label`, () => serviceMonitorLabelProblems(objs));
   }
 
   console.log(failures === 0 ? "# all passed" : `# ${failures} failed`);

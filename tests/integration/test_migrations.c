@@ -7,6 +7,10 @@
  *   - a broken new migration rolls back whole (exit 1, naming the file and
  *     the server's error) and leaves the earlier ones recorded;
  *   - --status lists applied and pending files;
+ *   - rollback: an older migrations directory against a database a newer
+ *     release migrated further (an applied file numbered above all of its
+ *     own) is compatible: --status and the runner exit 0 and name the newer
+ *     file; a changed known file still fails both;
  *   - without DATABASE_URL: exit 2 and one line naming it.
  */
 #include "check.h"
@@ -240,6 +244,66 @@ static void test_concurrent_runners_apply_once(void)
     free(out_b);
 }
 
+/* What a rollback does: the newer release's Job applied 9100_newer.sql, then
+ * the older image (without that file) runs --status in its initContainers
+ * and the runner in its Job. Both must finish, or the rollback hangs. */
+static void test_older_release_accepts_newer_migrations(void)
+{
+    char newer_dir[1024], newer[2048], changed_dir[1024], changed[2048], *out = NULL;
+    path_in(newer_dir, sizeof newer_dir, harness_dir(h), "migrations-newer");
+    path_in(newer, sizeof newer, newer_dir, "9100_newer.sql");
+    path_in(changed_dir, sizeof changed_dir, harness_dir(h), "migrations-older-changed");
+    path_in(changed, sizeof changed, changed_dir, "0001_initial.sql");
+    CHECK_EQ_INT(copy_migrations(newer_dir), 0);
+    CHECK_EQ_INT(write_file(newer, "CREATE TABLE newer_marker (id int);\n"), 0);
+    CHECK_EQ_INT(harness_pg_exec(&pg, "CREATE DATABASE rollback", NULL), 0);
+    CHECK_EQ_INT(migrate(newer_dir, "rollback", NULL, NULL, &out), 0);
+    CHECK_CONTAINS(out, "applied 9100_newer.sql");
+    free(out);
+    out = NULL;
+
+    /* The older directory (the repository's files): status and apply pass. */
+    CHECK_EQ_INT(migrate(migrations, "rollback", "--status", NULL, &out), 0);
+    CHECK_CONTAINS(out, "newer    9100_newer.sql");
+    CHECK_CONTAINS(out, "applied  0001_initial.sql");
+    CHECK(out && !strstr(out, "missing") && !strstr(out, "pending"));
+    free(out);
+    out = NULL;
+    char *before = query("rollback", SCHEMA_MIGRATIONS_ROWS);
+    CHECK_EQ_INT(migrate(migrations, "rollback", NULL, NULL, &out), 0);
+    CHECK_CONTAINS(out, "migration 9100_newer.sql was applied by a newer release");
+    CHECK_CONTAINS(out, "up to date at version 9100");
+    char *after = query("rollback", SCHEMA_MIGRATIONS_ROWS);
+    CHECK(before && *before);
+    CHECK_EQ_STR(after, before);
+    free(before);
+    free(after);
+    free(out);
+    out = NULL;
+
+    /* A known file that changed is still refused, newer rows or not. */
+    CHECK_EQ_INT(copy_migrations(changed_dir), 0);
+    char *original = harness_read_file(changed, NULL);
+    if (CHECK(original != NULL)) {
+        size_t len = strlen(original) + 32;
+        char *edited = malloc(len);
+        if (CHECK(edited != NULL)) {
+            snprintf(edited, len, "%s-- edited\n", original);
+            CHECK_EQ_INT(write_file(changed, edited), 0);
+        }
+        free(edited);
+    }
+    free(original);
+    CHECK_EQ_INT(migrate(changed_dir, "rollback", "--status", NULL, &out), 1);
+    CHECK_CONTAINS(out, "changed  0001_initial.sql");
+    CHECK_CONTAINS(out, "newer    9100_newer.sql");
+    free(out);
+    out = NULL;
+    CHECK_EQ_INT(migrate(changed_dir, "rollback", NULL, NULL, &out), 1);
+    CHECK_CONTAINS(out, "migration 0001_initial.sql was changed after it was applied");
+    free(out);
+}
+
 static void test_changed_applied_file_is_refused(void)
 {
     char file[2048], *out = NULL;
@@ -357,6 +421,7 @@ int main(void)
     TEST_RUN(test_first_run_applies_everything);
     TEST_RUN(test_second_run_is_a_no_op);
     TEST_RUN(test_concurrent_runners_apply_once);
+    TEST_RUN(test_older_release_accepts_newer_migrations);
     TEST_RUN(test_changed_applied_file_is_refused);
     TEST_RUN(test_missing_applied_file_is_refused);
     TEST_RUN(test_broken_migration_rolls_back);

@@ -9,7 +9,11 @@
  * concurrent runners (two Job pods): the second waits, then finds nothing to
  * do. Migrations are forward-only: an applied file that changed, vanished or
  * was renamed stops the runner, as does a new file numbered below an applied
- * one.
+ * one. Applied migrations numbered above every file of the directory were
+ * applied by a newer release: this (older) image reports them as "newer" and
+ * carries on, since a forward-only schema stays compatible with the code
+ * before it. That is what lets a release that added a migration be rolled
+ * back: the older Job and the wait-for-migrations initContainers exit 0.
  *
  * Exit status: 0 done (or up to date), 1 failure, 2 bad usage or
  * configuration. Standalone on purpose: libpq and OpenSSL only, no
@@ -58,7 +62,8 @@ static const char usage_text[] =
     "usage: " PROG " [--dir PATH] [--status]\n"
     "  Applies the pending NNNN_name.sql files of PATH (default $MIGRATIONS_DIR, else\n"
     "  ./migrations) to $DATABASE_URL, each in a transaction, under an advisory lock.\n"
-    "  --status  lists applied and pending migrations, changes nothing\n";
+    "  --status  lists applied, pending and newer (applied by a newer release, unknown\n"
+    "            here) migrations, changes nothing; exit 1 if an applied one is wrong\n";
 
 /* ---- arguments ---- */
 
@@ -253,6 +258,12 @@ static const migration *find_version(const migration_set *set, int version)
     return NULL;
 }
 
+/* The highest version among the files, 0 if there are none. */
+static int newest_file_version(const migration_set *set)
+{
+    return set->n > 0 ? set->items[set->n - 1].version : 0;
+}
+
 /* ---- database ---- */
 
 /* The server's message without its trailing newline. */
@@ -362,14 +373,23 @@ static bool is_applied(const PGresult *applied, int version)
 
 /* ---- checks, status, apply ---- */
 
-/* One applied row against the files: NULL if fine, else what is wrong. */
+/* "newer": an applied row numbered above every file, from a newer release.
+ * Not a problem (forward-only), but the row has no file (*file is NULL). With
+ * no files at all nothing is known, so such a row is "missing" instead. */
+static bool applied_newer(const migration_set *set, const PGresult *applied, int row)
+{
+    return set->n > 0 && atoi(PQgetvalue(applied, row, 0)) > newest_file_version(set);
+}
+
+/* One applied row against the files: NULL if fine (or newer, see
+ * applied_newer), else what is wrong. */
 static const char *applied_problem(const migration_set *set, const PGresult *applied, int row,
                                    const migration **file)
 {
     int version = atoi(PQgetvalue(applied, row, 0));
     *file = find_version(set, version);
     if (!*file)
-        return "missing";
+        return applied_newer(set, applied, row) ? NULL : "missing";
     if (strcmp((*file)->name, PQgetvalue(applied, row, 1)) != 0)
         return "renamed";
     if (strcmp((*file)->checksum, PQgetvalue(applied, row, 2)) != 0)
@@ -394,7 +414,8 @@ static void explain_problem(const char *dir, const PGresult *applied, int row, c
                 name, PQgetvalue(applied, row, 2), m->checksum);
 }
 
-/* Applied files unchanged, and nothing pending numbered below them. */
+/* Applied files unchanged, and nothing pending numbered below them. Newer
+ * applied migrations this directory does not know are reported, not refused. */
 static int verify(const char *dir, const migration_set *set, const PGresult *applied)
 {
     int newest = 0;
@@ -405,7 +426,12 @@ static int verify(const char *dir, const migration_set *set, const PGresult *app
             explain_problem(dir, applied, i, problem, m);
             return -1;
         }
-        newest = m->version;
+        if (!m)
+            fprintf(stderr,
+                    PROG ": migration %s was applied by a newer release and is not in %s; "
+                         "the schema is forward-compatible, going on\n",
+                    PQgetvalue(applied, i, 1), dir);
+        newest = atoi(PQgetvalue(applied, i, 0));
     }
     for (size_t i = 0; i < set->n; i++) {
         const migration *m = &set->items[i];
@@ -420,15 +446,17 @@ static int verify(const char *dir, const migration_set *set, const PGresult *app
     return 0;
 }
 
-/* --status: one line per migration on stdout; 1 if an applied one is wrong. */
+/* --status: one line per migration on stdout ("applied", "newer" for one a
+ * newer release applied, "pending", or the problem); 1 if an applied one is
+ * wrong. */
 static int print_status(const migration_set *set, const PGresult *applied)
 {
     int rc = EXIT_OK;
     for (int i = 0; i < PQntuples(applied); i++) {
         const migration *m;
         const char *problem = applied_problem(set, applied, i, &m);
-        printf("%-8s %s  %s\n", problem ? problem : "applied", PQgetvalue(applied, i, 1),
-               PQgetvalue(applied, i, 3));
+        const char *state = problem ? problem : m ? "applied" : "newer";
+        printf("%-8s %s  %s\n", state, PQgetvalue(applied, i, 1), PQgetvalue(applied, i, 3));
         if (problem)
             rc = EXIT_FAIL;
     }
