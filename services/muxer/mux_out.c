@@ -150,7 +150,7 @@ bool mx_out_claim(mx_out_file *f, uint32_t *part, uint64_t *len)
     pthread_mutex_lock(&f->mu);
     uint64_t from = (uint64_t)f->claimed * f->part_size;
     bool full = f->written >= from + f->part_size;
-    bool last = f->finished && (f->written > from || f->claimed == 0);
+    bool last = f->finished && f->written > from; /* an empty file (skipped) has no part */
     if ((full || last) && f->claimed < MX_OUT_MAX_PARTS) {
         *part = f->claimed++;
         *len = part_len(f, *part);
