@@ -4,211 +4,64 @@
 //
 //   node tests/web/studio.mjs CONTROL_DIR SCREENSHOT_DIR
 //
-// Environment (from the test stack): API_URL, DATABASE_URL,
-// SEASHORE_BUILD_DIR. Every MediaRecorder blob the pages produce is copied
-// to this script (an init script wraps MediaRecorder), so the raw objects
-// can be compared with what the browser really recorded.
-import { execFileSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
+// The helpers (the browser, the MediaRecorder tee, the stack's API) are in
+// lib.mjs.
 import fs from 'node:fs';
 import path from 'node:path';
-import { chromium } from 'playwright-core';
+import {
+  API, RECORD_MS, api, browser, control, download, expect, ffprobeOk, forgetRecorded, hostJoins,
+  blobsOf, indexedDbChunks, newContext, recorded, result, run, sha256, shot, shotDir, sleep, trackOf, until,
+  waitUploaded,
+} from './lib.mjs';
 
-const [controlDir, shotDir] = process.argv.slice(2);
-const API = process.env.API_URL;
-const RECORD_MS = 10000;
-const UPLOAD_TIMEOUT_MS = 120000;
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-let failures = 0;
-
-function expect(cond, msg) {
-  if (!cond) throw new Error(msg);
+// The editor files the muxer makes from a recording of this type
+// (docs/muxer.md): H.264 gets no WebM, VP8/VP9 no MP4 (MUXER_TRANSCODE is
+// off), Opus alone gets all three.
+function expectedKinds(mimeType) {
+  if (/h264|avc1/i.test(mimeType)) return ['mp4', 'wav'];
+  if (/vp8|vp9|av01/i.test(mimeType)) return ['webm', 'wav'];
+  return ['webm', 'mp4', 'wav'];
 }
 
-async function run(name, fn) {
-  const t0 = Date.now();
-  try {
-    await fn();
-    console.log(`ok - ${name} (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
-  } catch (e) {
-    failures++;
-    console.log(`not ok - ${name}: ${e.stack || e.message}`);
-  }
+// "0:10.123" or "1:00:10.123" as on the page -> seconds
+function shownSeconds(text) {
+  return text.trim().split(':').reduce((acc, part) => acc * 60 + Number(part), 0);
 }
 
-let controlSeq = 0;
-async function control(cmd) {
-  const n = ++controlSeq;
-  fs.writeFileSync(path.join(controlDir, `${n}.req.tmp`), cmd);
-  fs.renameSync(path.join(controlDir, `${n}.req.tmp`), path.join(controlDir, `${n}.req`));
-  const done = path.join(controlDir, `${n}.done`);
-  for (let i = 0; i < 600 && !fs.existsSync(done); i++) await sleep(100);
-  expect(fs.existsSync(done) && fs.readFileSync(done, 'utf8') === 'ok', `control ${cmd} failed`);
-}
-
-const apiKey = execFileSync(
-  path.join(process.env.SEASHORE_BUILD_DIR, 'services/token-issuer/token-issuer'),
-  ['create-api-key', '--email', 'web@example.test', '--name', 'web test'],
-  { encoding: 'utf8' },
-).trim();
-
-async function api(p) {
-  const r = await fetch(API + p, { headers: { authorization: `Bearer ${apiKey}` } });
-  return { status: r.status, json: await r.json().catch(() => null) };
-}
-
-const sha256 = (buf) => createHash('sha256').update(buf).digest('hex');
-
-async function download(url) {
-  const r = await fetch(url);
-  expect(r.ok, `GET ${url.split('?')[0]}: HTTP ${r.status}`);
-  return Buffer.from(await r.arrayBuffer());
-}
-
-function ffprobeOk(file) {
-  const err = execFileSync('ffmpeg', ['-v', 'error', '-nostdin', '-i', file, '-enc_time_base', '-1', '-f', 'null', '-'], {
-    encoding: 'utf8',
-    stdio: ['ignore', 'pipe', 'pipe'],
+// The downloads page lists every editor file expected for the codec, the
+// skipped ones as skipped; each file decodes cleanly, lasts the recording,
+// and the page shows its real size and duration.
+async function checkDownloads(page, sid, t) {
+  const kinds = expectedKinds(t.mime_type || '');
+  await page.goto(`${API}/downloads.html?sid=${sid}`);
+  const section = page.locator(`.track[data-track-id="${t.track_id}"]`);
+  await until(`the ${kinds.join(', ')} files on the downloads page`, async () => {
+    await page.reload();
+    const shown = await section.locator('a.file').evaluateAll((as) => as.map((a) => a.dataset.kind));
+    return kinds.every((k) => shown.includes(k));
   });
-  const dur = Number(
-    execFileSync('ffprobe', ['-v', 'error', '-show_entries', 'format=duration', '-of', 'csv=p=0', file], { encoding: 'utf8' }),
-  );
-  return { clean: err.trim() === '', duration: dur };
-}
-
-async function until(what, fn, timeoutMs = UPLOAD_TIMEOUT_MS) {
-  const end = Date.now() + timeoutMs;
-  let last;
-  while (Date.now() < end) {
-    last = await fn();
-    if (last) return last;
-    await sleep(500);
+  await shot(page, 'downloads');
+  for (const skipped of ['webm', 'mp4', 'wav'].filter((k) => !kinds.includes(k))) {
+    const st = await section.locator(`.output-state[data-kind="${skipped}"]`).getAttribute('data-state');
+    expect(st === 'skipped', `${skipped} of a ${t.mime_type} track: ${st}, expected skipped`);
   }
-  throw new Error(`timed out waiting for ${what}`);
-}
-
-async function shot(page, name) {
-  await page.screenshot({ path: path.join(shotDir, `${name}.png`), fullPage: true });
-}
-
-// ---- the browser ----
-
-const browser = await chromium.launch({
-  executablePath: '/usr/bin/chromium',
-  args: [
-    '--use-fake-device-for-media-stream',
-    '--use-fake-ui-for-media-stream',
-    '--no-sandbox',
-    '--disable-background-networking',
-    '--disable-component-update',
-    '--autoplay-policy=no-user-gesture-required',
-  ],
-});
-
-// blobs[page path][recorder index] = [Buffer, ...] in recording order
-const blobs = new Map();
-const TEE = `(() => {
-  const Orig = window.MediaRecorder;
-  let made = 0;
-  window.__tee = { fired: 0, delivered: 0 }; // blobs seen / handed to the test
-  class Tee extends Orig {
-    constructor(...args) {
-      super(...args);
-      const id = ++made;
-      let chain = Promise.resolve(), n = 0;
-      this.addEventListener('dataavailable', (e) => {
-        if (!e.data || !e.data.size) return;
-        const i = n++, blob = e.data;
-        window.__tee.fired++;
-        chain = chain.then(async () => {
-          const b = new Uint8Array(await blob.arrayBuffer());
-          let s = '';
-          for (let k = 0; k < b.length; k += 0x8000) s += String.fromCharCode.apply(null, b.subarray(k, k + 0x8000));
-          await window.__teeBlob(location.pathname, id, i, btoa(s));
-          window.__tee.delivered++;
-        });
-      });
-    }
+  for (const kind of kinds) {
+    const item = section.locator(`li.file-item[data-kind="${kind}"]`);
+    const body = await download(await item.locator('a.file').getAttribute('href'));
+    const file = path.join(shotDir, '..', `web-${t.track_id}.${kind}`);
+    fs.writeFileSync(file, body);
+    const probe = ffprobeOk(file);
+    expect(probe.clean, `${kind} does not decode cleanly: ${probe.errors}`);
+    expect(Math.abs(probe.duration - RECORD_MS / 1000) < 1.5, `${kind} lasts ${probe.duration} s`);
+    const meta = await item.locator('dl.meta').evaluate((dl) => {
+      const o = {};
+      for (const dt of dl.querySelectorAll('dt')) o[dt.textContent] = dt.nextElementSibling.textContent;
+      return o;
+    });
+    expect((meta.Size || '').includes(`(${body.length} bytes)`), `${kind}: the page shows size "${meta.Size}", the file has ${body.length} bytes`);
+    expect(meta.Duration && Math.abs(shownSeconds(meta.Duration) - probe.duration) < 0.5,
+      `${kind}: the page shows duration "${meta.Duration}", ffprobe ${probe.duration} s`);
   }
-  Tee.isTypeSupported = (t) => Orig.isTypeSupported(t);
-  window.MediaRecorder = Tee;
-})();`;
-
-async function newContext(label) {
-  const ctx = await browser.newContext({ viewport: { width: 1280, height: 900 } });
-  await ctx.exposeBinding('__teeBlob', (src, pagePath, id, i, b64) => {
-    const key = `${label}${pagePath}`;
-    if (!blobs.has(key)) blobs.set(key, new Map());
-    const rec = blobs.get(key);
-    if (!rec.has(id)) rec.set(id, []);
-    rec.get(id)[i] = Buffer.from(b64, 'base64');
-  });
-  await ctx.addInitScript(TEE);
-  const page = await ctx.newPage();
-  page.on('pageerror', (e) => console.log(`[${label}] page error: ${e.message}`));
-  page.on('console', (m) => m.type() === 'error' && !/favicon/.test(m.text()) && console.log(`[${label}] console: ${m.text()}`));
-  return { ctx, page };
-}
-
-// Before a recording: the page's recorders count from 1 again in each document.
-function forgetRecorded(label, pagePath) {
-  blobs.delete(`${label}${pagePath}`);
-}
-
-function recorded(label, pagePath, id) {
-  const rec = blobs.get(`${label}${pagePath}`);
-  const parts = rec && rec.get(id);
-  expect(parts && parts.length > 0, `no MediaRecorder data from ${label} ${pagePath} recorder ${id}`);
-  return Buffer.concat(parts.filter(Boolean));
-}
-
-// Dashboard -> new session -> greenroom (host) -> join -> session page.
-async function hostJoins(page, title, shots) {
-  await page.goto(`${API}/#key=${apiKey}`);
-  await page.fill('#new-session-title', title);
-  await page.click('#create-session');
-  const li = page.locator('li.session', { hasText: title }).first();
-  await li.waitFor();
-  const sid = await li.getAttribute('data-session-id');
-  const invite = await li.locator('a.invite-link').getAttribute('href');
-  if (shots) await shot(page, 'dashboard');
-  await page.goto(new URL(await li.locator('a.studio-link').getAttribute('href'), `${API}/`).href);
-  await page.fill('#display-name', 'Host');
-  if (shots) {
-    await page.waitForFunction(() => document.querySelector('#preview')?.readyState >= 2, null, { timeout: 20000 });
-    await page.click('#test-recording');
-    await page.locator('#test-result[data-ok]').waitFor({ timeout: 20000 });
-    const ok = await page.locator('#test-result').getAttribute('data-ok');
-    expect(ok === 'true', `the greenroom's recording check: ${await page.locator('#test-result').textContent()}`);
-    await shot(page, 'greenroom');
-  }
-  await page.click('#join');
-  await page.waitForURL(/session\.html/, { timeout: 20000 });
-  const pid = new URL(page.url()).searchParams.get('pid');
-  return { sid, pid, invite };
-}
-
-async function waitUploaded(page) {
-  await page.locator('#rec-state').filter({ hasText: /uploaded/i }).waitFor({ timeout: UPLOAD_TIMEOUT_MS });
-}
-
-async function trackOf(sid, pid, index) {
-  return until(`track ${index} of ${pid} complete`, async () => {
-    const r = await api(`/v1/sessions/${sid}/tracks`);
-    const p = r.json && r.json.participants.find((x) => x.participant_id === pid);
-    const t = p && p.tracks[index];
-    return t && t.state === 'complete' && t.raw && t.raw.url ? t : null;
-  });
-}
-
-async function indexedDbChunks(page) {
-  return page.evaluate(async () => {
-    const { listTracks, countChunks } = await import('/lib/store.js');
-    const tracks = await listTracks();
-    let n = 0;
-    for (const t of tracks) n += await countChunks(t.trackId);
-    return { tracks: tracks.map((t) => t.trackId), chunks: n };
-  });
 }
 
 const host = await newContext('host');
@@ -229,18 +82,7 @@ await run('record 10 s: the files appear on the downloads page, valid, and the r
   const made = recorded('host', '/session.html', 1);
   expect(raw.length === made.length && sha256(raw) === sha256(made),
     `raw object ${raw.length} bytes ${sha256(raw)}, MediaRecorder made ${made.length} bytes ${sha256(made)}`);
-  await page.goto(`${API}/downloads.html?sid=${session.sid}`);
-  const files = page.locator(`.track[data-track-id="${t.track_id}"] a.file`);
-  await until('editor files on the downloads page', async () => (await files.count()) >= 2);
-  await shot(page, 'downloads');
-  for (let i = 0; i < (await files.count()); i++) {
-    const kind = await files.nth(i).getAttribute('data-kind');
-    const file = path.join(shotDir, `..`, `web-${t.track_id}.${kind}`);
-    fs.writeFileSync(file, await download(await files.nth(i).getAttribute('href')));
-    const probe = ffprobeOk(file);
-    expect(probe.clean, `${kind} does not decode cleanly`);
-    expect(Math.abs(probe.duration - RECORD_MS / 1000) < 1.5, `${kind} lasts ${probe.duration} s`);
-  }
+  await checkDownloads(page, session.sid, t);
   const dl = await api(`/v1/sessions/${session.sid}/tracks`);
   expect(dl.status === 200, 'tracks listing');
 });
@@ -351,6 +193,94 @@ await run('two participants in two browser contexts: two tracks with offsets in 
   await guest.ctx.close();
 });
 
+await run('a track without a chunk (reload before the first timeslice) is dropped, not left finishing', async () => {
+  const { page } = host;
+  await page.goto(`${API}/session.html?sid=${session.sid}&pid=${session.pid}`);
+  // what the upload worker stores when a recording starts, before any blob
+  const trackId = await page.evaluate(async ([sid, pid]) => {
+    const { putTrack } = await import('/lib/store.js');
+    const { loadJoin } = await import('/lib/pages/common.js');
+    const t = {
+      trackId: crypto.randomUUID(), sessionId: sid, participantId: pid, kind: 'audio_video',
+      mimeType: 'video/webm;codecs=vp8,opus', captureStartUs: Date.now() * 1000, ingestUrl: loadJoin(sid, pid).ingest.url,
+      committedSeq: 0, committedBytes: 0, nextSeq: 0, totalBytes: 0, hashState: null, stopped: false, ended: false,
+      durationUs: 0, createdAt: Date.now(),
+    };
+    await putTrack(t);
+    return t.trackId;
+  }, [session.sid, session.pid]);
+  await page.reload();
+  await page.locator(`#recovery .recovery-item[data-track-id="${trackId}"][data-state="discarded"]`).waitFor({ timeout: 20000 });
+  expect((await indexedDbChunks(page)).tracks.length === 0, 'the empty track is still in IndexedDB');
+});
+
+await run('storage full: the recording stops with a message, and what was stored uploads whole', async () => {
+  const q = await newContext('quota');
+  const s = await hostJoins(q.page, 'Quota', false);
+  forgetRecorded('quota', '/session.html');
+  await q.page.locator('#start:not([disabled])').waitFor();
+  // A real QuotaExceededError from IndexedDB: the origin may hold ~2 MB more.
+  const { usage } = await q.page.evaluate(() => navigator.storage.estimate());
+  const cdp = await q.ctx.newCDPSession(q.page);
+  await cdp.send('Storage.overrideQuotaForOrigin', { origin: new URL(API).origin, quotaSize: usage + 2e6 });
+  await q.page.click('#start');
+  await q.page.locator('#error', { hasText: /Recording stopped/ }).waitFor({ timeout: 30000 });
+  await shot(q.page, 'session-storage-full');
+  expect(await q.page.locator('#start').isEnabled(), 'start is not enabled again after the recording stopped');
+  await waitUploaded(q.page);
+  const t = await trackOf(s.sid, s.pid, 0);
+  const raw = await download(t.raw.url);
+  const parts = [];
+  let made = Buffer.alloc(0);
+  for (const b of blobsOf('quota', '/session.html', 1)) {
+    if (made.length >= raw.length) break;
+    made = Buffer.concat([made, b]);
+    parts.push(b.length);
+  }
+  expect(made.equals(raw), `the raw object (${raw.length} bytes) is not the first ${parts.length} blobs recorded (${made.length} bytes)`);
+  expect(raw.length > 0 && recorded('quota', '/session.html', 1).length > raw.length,
+    `nothing was refused: ${raw.length} bytes uploaded of ${recorded('quota', '/session.html', 1).length}`);
+  await cdp.send('Storage.overrideQuotaForOrigin', { origin: new URL(API).origin });
+  await q.ctx.close();
+});
+
+// IndexedDB writes that take 700 ms to report back (a slow disk): blobs,
+// Acks, Welcome and stop all queue behind them in the worker, and the
+// object must still be exactly what was recorded. (The race this guards
+// against, a Committed handled while a blob's write is pending, needs a
+// part committed during the recording: the fake camera records ~70 KB/s,
+// so a 5 MiB part takes over a minute, and this case does not reach it.)
+const SLOW_STORE = `
+export * from '/lib/store.js?real';
+import * as real from '/lib/store.js?real';
+self.__slowStoreWrites = 0;
+const late = (p) => p.then((v) => new Promise((r) => setTimeout(() => { self.__slowStoreWrites++; r(v); }, 700)));
+export function putTrack(...a) { return late(real.putTrack(...a)); }
+export function appendChunks(...a) { return late(real.appendChunks(...a)); }
+export function deleteChunksBelow(...a) { return late(real.deleteChunksBelow(...a)); }
+`;
+
+await run('slow IndexedDB writes: the raw object is still what was recorded', async () => {
+  const slow = await newContext('slow');
+  await slow.ctx.route((u) => u.pathname === '/lib/store.js' && u.search === '', (r) =>
+    r.fulfill({ status: 200, contentType: 'text/javascript', body: SLOW_STORE }));
+  const s = await hostJoins(slow.page, 'Slow disk', false);
+  forgetRecorded('slow', '/session.html');
+  await slow.page.locator('#start:not([disabled])').waitFor();
+  await slow.page.click('#start');
+  await sleep(12000);
+  await slow.page.click('#stop');
+  const slowed = await Promise.all(slow.page.workers().map((w) => w.evaluate(() => self.__slowStoreWrites || 0).catch(() => 0)));
+  expect(slowed.some((n) => n > 0), `the slow store was not used by the upload worker: ${slowed}`);
+  await waitUploaded(slow.page);
+  const t = await trackOf(s.sid, s.pid, 0);
+  const raw = await download(t.raw.url);
+  const made = recorded('slow', '/session.html', 1);
+  expect(raw.length === made.length && sha256(raw) === sha256(made),
+    `raw object ${raw.length} bytes ${sha256(raw)}, MediaRecorder made ${made.length} bytes ${sha256(made)}`);
+  await slow.ctx.close();
+});
+
 await browser.close();
-console.log(failures ? `${failures} failed` : 'all passed');
-process.exit(failures ? 1 : 0);
+console.log(result.failures ? `${result.failures} failed` : 'all passed');
+process.exit(result.failures ? 1 : 0);

@@ -5,8 +5,14 @@
  * (playwright-core); this program starts the stack, runs the script, and
  * does what the script asks of the stack through a control directory:
  * "stop-ingest" and "start-ingest" (ingest-recorder down and back in the
- * middle of a recording). Screenshots of every page go to
- * <test dir>/screenshots (SEASHORE_KEEP_TMP=1 keeps them). */
+ * middle of a recording), and "start-uploader". Screenshots of every page
+ * go to <test dir>/screenshots (SEASHORE_KEEP_TMP=1 keeps them).
+ *
+ * Built twice: test_web runs studio.mjs against the whole stack;
+ * test_web_backpressure (WEB_BACKPRESSURE) runs backpressure.mjs against a
+ * chunk log that holds one 5 MiB part and a little more, with r2-uploader
+ * started only when the script asks, so the log fills while the page
+ * records. */
 #include "check.h"
 #include "ingest_stack.h"
 
@@ -22,12 +28,24 @@
 #define SCRIPT_TIMEOUT_MS 540000
 #define POLL_MS           100
 
+#ifdef WEB_BACKPRESSURE
+#define SCRIPT    "tests/web/backpressure.mjs"
+#define TEST_NAME "test_web_backpressure"
+static ingest_stack stack = {
+    .with_issuer = true,
+    .with_muxer = true,
+    .extra_env = {"UPLOAD_PART_SIZE=5MiB", "CHUNK_LOG_MAX_BYTES=7MiB", "CHUNK_LOG_MAX_TRACKS=1"},
+};
+#else
+#define SCRIPT    "tests/web/studio.mjs"
+#define TEST_NAME "test_web"
 static ingest_stack stack = {
     .with_issuer = true,
     .with_uploader = true,
     .with_muxer = true,
     .extra_env = {"UPLOAD_PART_SIZE=5MiB"},
 };
+#endif
 
 /* Carries out one request; 0 when done. */
 static int control_do(const char *cmd)
@@ -40,6 +58,8 @@ static int control_do(const char *cmd)
                        harness_wait_port(stack.ws_port, 30000) == 0
                    ? 0
                    : -1;
+    if (strcmp(cmd, "start-uploader") == 0)
+        return stack.uploader_pid > 0 || stack_start_uploader(&stack) > 0 ? 0 : -1;
     fprintf(stderr, "control: unknown request '%s'\n", cmd);
     return -1;
 }
@@ -87,8 +107,10 @@ static void test_studio_in_chromium(void)
     CHECK_EQ_INT(stack_run(&stack, "web-build", build_argv, 60000), 0);
     free(build);
 
-    char *script = harness_source_path("tests/web/studio.mjs");
-    char *argv[] = {"node", script, control, shots, NULL};
+    char metrics[128];
+    snprintf(metrics, sizeof metrics, "http://127.0.0.1:%d/metrics", stack.ingest_ops_port);
+    char *script = harness_source_path(SCRIPT);
+    char *argv[] = {"node", script, control, shots, metrics, NULL};
     pid_t pid = stack_spawn(&stack, "studio", argv);
     free(script);
     if (!CHECK(pid > 0))
@@ -100,7 +122,7 @@ static void test_studio_in_chromium(void)
             break;
     }
     if (status == -1) {
-        fprintf(stderr, "studio.mjs did not finish in %d s\n", SCRIPT_TIMEOUT_MS / 1000);
+        fprintf(stderr, SCRIPT " did not finish in %d s\n", SCRIPT_TIMEOUT_MS / 1000);
         harness_signal(stack.h, pid, SIGKILL);
         harness_wait_exit(stack.h, pid, 5000, NULL);
     }
@@ -112,7 +134,7 @@ static void test_studio_in_chromium(void)
 
 int main(void)
 {
-    if (stack_start(&stack, "test_web") != 0) {
+    if (stack_start(&stack, TEST_NAME) != 0) {
         fprintf(stderr, "stack did not start\n");
         stack_stop(&stack);
         return 1;

@@ -11,11 +11,20 @@
 //   { type: 'progress', detail }     see StudioRecorder's 'progress' event
 //   { type: 'need-token' }           the token expired or was refused
 //   { type: 'busy' }                 another tab holds this track
+//   { type: 'store-failed', error } a chunk could not be stored locally: the
+//                                    worker takes no more blobs and ends the
+//                                    track with what it stored
 //
 // Rules (docs/protocol.md): a chunk is in IndexedDB before it is sent; it is
 // deleted only below Committed, never on Ack; resume from Welcome.resume_seq;
 // End carries the sha256 of the whole stream, kept incrementally with its
 // state in the track record so a recovered track can still compute it.
+//
+// One queue: every page message and every server frame runs in arrival
+// order, one at a time (serialise), so a change of the track record (a
+// stored blob, Committed, Ended, stop) always starts from the record the
+// previous change left; none can overwrite another with a stale copy.
+// pump() only reads the record and runs beside the queue.
 import { SHA256 } from '/vendor/noble-hashes/sha2.js';
 import { decodeServer, encodeClient, KIND_VALUES, loadProtocol } from './protocol.js';
 import * as store from './store.js';
@@ -27,13 +36,23 @@ const BACKOFF_MAX_MS = 10000;
 const MAX_BUFFERED_BYTES = 8 * 1048576; // websocket send buffer we allow
 const SILENCE_MS = 30000; // no frame for this long (pings every 10 s): a dead connection
 
+const HOLD_FALLBACK_MS = 1000; // TOO_MANY_INFLIGHT without retry_after_ms: wait for an Ack, at most this
+const PER_CHUNK_CODES = new Set([
+  'ERROR_CODE_SEQ_GAP',
+  'ERROR_CODE_CHECKSUM_MISMATCH',
+  'ERROR_CODE_TOO_MANY_INFLIGHT',
+  'ERROR_CODE_BACK_PRESSURE',
+]);
+
 let proto = null;
-let track = null; // the store's record, kept current here
+let track = null; // the store's record, kept current here; changed only inside serialise()
 let hasher = null; // SHA256 over chunks 0..nextSeq-1
-let queue = Promise.resolve(); // blobs are stored strictly in order
+let queue = Promise.resolve(); // see serialise()
 let ws = null;
 let tokenWaiters = [];
 let token = null;
+let storeError = null; // a blob could not be stored: no more blobs are taken
+let discarded = false; // a track without a single chunk, dropped
 const conn = {
   state: 'connecting',
   sendSeq: 0,
@@ -44,6 +63,11 @@ const conn = {
   endSent: false,
   retryTimer: null,
   backoff: BACKOFF_MIN_MS,
+  retryAfterMs: 0, // the server's retry_after_ms for the next reconnect
+  pauseUntil: 0, // Date.now() deadline from a per-chunk refusal's retry_after_ms
+  holdUntil: 0, // TOO_MANY_INFLIGHT without retry_after_ms: until an Ack or this
+  probeSeq: -1, // after BACK_PRESSURE: one chunk in flight until this seq is acked
+  wakeTimer: null, // the one timer that ends a pause
   pingTimer: null,
   best: null, // { offset, rtt }
   nonce: 1,
@@ -71,15 +95,21 @@ function hashLoad(state) {
   return h;
 }
 
+function stateOf() {
+  if (conn.fatal) return 'error';
+  if (discarded) return 'discarded';
+  if (isUploaded()) return 'uploaded';
+  return track.stopped ? 'finishing' : 'recording';
+}
+
 function progress(extra = {}) {
-  const uploaded = track.ended && track.committedSeq === track.nextSeq;
   postMessage({
     type: 'progress',
     detail: {
       trackId: track.trackId,
       sessionId: track.sessionId,
       participantId: track.participantId,
-      state: conn.fatal ? 'error' : uploaded ? 'uploaded' : track.stopped ? 'finishing' : 'recording',
+      state: stateOf(),
       connection: conn.state,
       recordedBytes: track.totalBytes,
       ackedBytes: Math.max(conn.ackedBytes, track.committedBytes),
@@ -87,10 +117,24 @@ function progress(extra = {}) {
       chunks: track.nextSeq,
       ended: track.ended,
       error: conn.fatal,
+      storeError,
       clockOffsetUs: conn.best ? conn.best.offset : null,
       ...extra,
     },
   });
+}
+
+function fail(what, e) {
+  conn.fatal = `${what}: ${e && e.message ? e.message : e}`;
+  if (track) progress();
+}
+
+// Runs fn after everything queued before it; a failure is reported and
+// does not stop the queue.
+function serialise(what, fn) {
+  const run = queue.then(fn);
+  queue = run.catch((e) => fail(what, e));
+  return run;
 }
 
 // ---- storing blobs ----
@@ -99,25 +143,68 @@ async function sha256(buf) {
   return crypto.subtle.digest('SHA-256', buf);
 }
 
+// Splits a blob into chunks and stores them with the record that counts
+// them. The running hash and the record change only once IndexedDB has
+// them: a failed write leaves both as they were.
 async function storeBlob(data) {
+  if (storeError || track.stopped) return; // nothing may follow a hole
   const bytes = new Uint8Array(data);
+  const h = hasher.clone();
   const chunks = [];
   for (let off = 0; off < bytes.length; off += conn.maxChunk) {
     const piece = bytes.slice(off, Math.min(bytes.length, off + conn.maxChunk));
     chunks.push({ seq: track.nextSeq + chunks.length, data: piece.buffer, sha256: await sha256(piece) });
-    hasher.update(piece);
+    h.update(piece);
   }
   if (chunks.length === 0) return;
   const next = {
     ...track,
     nextSeq: track.nextSeq + chunks.length,
     totalBytes: track.totalBytes + bytes.length,
-    hashState: hashSave(hasher),
+    hashState: hashSave(h),
   };
-  await store.appendChunks(next, chunks); // durable locally before any send
+  try {
+    await store.appendChunks(next, chunks); // durable locally before any send
+  } catch (e) {
+    await storeFailed(e);
+    return;
+  }
+  hasher = h;
   track = next;
   progress();
   pump();
+}
+
+// IndexedDB refused a blob (QuotaExceededError, most likely). Taking later
+// blobs would leave a hole in the stream, so the recording ends here: what
+// was stored is uploaded and ended as the whole track, and the page is told
+// to stop its MediaRecorder.
+async function storeFailed(e) {
+  storeError = `storing the recording in this browser failed (${e && e.name ? `${e.name}: ` : ''}${e && e.message ? e.message : e}); ` +
+    `recording stopped after ${track.totalBytes} bytes, which are uploaded`;
+  postMessage({ type: 'store-failed', error: storeError });
+  await stopTrack(0);
+}
+
+// No more blobs: End follows the last chunk. A track without a chunk has
+// nothing to upload and is dropped.
+async function stopTrack(durationUs) {
+  if (track.stopped) return;
+  track = { ...track, stopped: true, durationUs };
+  if (track.nextSeq === 0) {
+    await discard();
+    return;
+  }
+  await store.putTrack(track).catch(() => {}); // if lost, recovery stops it again
+  progress();
+  pump();
+}
+
+async function discard() {
+  discarded = true;
+  await store.deleteTrack(track.trackId);
+  closeConnection('nothing recorded');
+  progress();
 }
 
 // ---- the connection ----
@@ -132,10 +219,23 @@ async function getToken() {
   return new Promise((resolve) => tokenWaiters.push(resolve));
 }
 
-function scheduleReconnect() {
-  if (conn.retryTimer || conn.fatal || isUploaded()) return;
-  const delay = conn.backoff / 2 + Math.random() * (conn.backoff / 2);
+function isDone() {
+  return discarded || isUploaded();
+}
+
+// Exponential backoff with jitter, and never sooner than the server's
+// retry_after_ms (docs/protocol.md §8).
+function reconnectDelay() {
+  const jittered = conn.backoff / 2 + Math.random() * (conn.backoff / 2);
   conn.backoff = Math.min(conn.backoff * 2, BACKOFF_MAX_MS);
+  const delay = Math.max(jittered, conn.retryAfterMs);
+  conn.retryAfterMs = 0;
+  return delay;
+}
+
+function scheduleReconnect() {
+  if (conn.retryTimer || conn.fatal || isDone()) return;
+  const delay = reconnectDelay();
   conn.state = 'reconnecting';
   progress();
   conn.retryTimer = setTimeout(() => {
@@ -145,8 +245,9 @@ function scheduleReconnect() {
 }
 
 async function connect() {
-  if (conn.fatal || isUploaded()) return;
+  if (conn.fatal || isDone()) return;
   const tok = await getToken();
+  if (conn.fatal || isDone()) return;
   let sock;
   try {
     sock = new WebSocket(track.ingestUrl, 'seashore.v1');
@@ -174,16 +275,34 @@ async function connect() {
   conn.lastRx = Date.now();
   sock.onmessage = (e) => {
     conn.lastRx = Date.now();
-    onFrame(decodeServer(proto, e.data)).catch((err) => console.error(err));
+    const f = decodeServer(proto, e.data);
+    serialise('handling a server frame', () => onFrame(f, sock));
   };
   sock.onclose = () => {
     if (ws !== sock) return;
     ws = null;
-    clearInterval(conn.pingTimer);
-    conn.pingTimer = null;
+    stopTimers();
     scheduleReconnect();
   };
   sock.onerror = () => {}; // onclose follows
+}
+
+function stopTimers() {
+  clearInterval(conn.pingTimer);
+  conn.pingTimer = null;
+  clearTimeout(conn.wakeTimer);
+  conn.wakeTimer = null;
+}
+
+function closeConnection(why) {
+  stopTimers();
+  clearTimeout(conn.retryTimer);
+  conn.retryTimer = null;
+  if (ws) {
+    const s = ws;
+    ws = null;
+    s.close(1000, why);
+  }
 }
 
 // A half-open connection (the server or a middlebox vanished without a
@@ -192,8 +311,7 @@ async function connect() {
 function dropSilent() {
   const s = ws;
   ws = null;
-  clearInterval(conn.pingTimer);
-  conn.pingTimer = null;
+  stopTimers();
   s.onclose = s.onmessage = null;
   s.close(4000, 'silent');
   scheduleReconnect();
@@ -231,11 +349,26 @@ async function onWelcome(w) {
   conn.sendSeq = w.resumeSeq;
   conn.lastAck = w.resumeSeq - 1;
   conn.endSent = false;
+  // a new connection: resume_seq rules, earlier refusals are void
+  conn.pauseUntil = conn.holdUntil = 0;
+  conn.probeSeq = -1;
+  conn.retryAfterMs = 0;
+  clearTimeout(conn.wakeTimer);
+  conn.wakeTimer = null;
   if (!conn.pingTimer) {
     for (let i = 0; i < 3; i++) setTimeout(ping, i * 200);
     conn.pingTimer = setInterval(ping, PING_EVERY_MS);
   }
   await onCommitted({ committedSeq: w.committedSeq, committedBytes: track.committedBytes });
+  progress();
+  pump();
+}
+
+function onAck(a) {
+  conn.lastAck = Math.max(conn.lastAck, a.seq);
+  conn.ackedBytes = Math.max(conn.ackedBytes, a.durableBytes);
+  conn.holdUntil = 0;
+  if (conn.probeSeq >= 0 && conn.lastAck >= conn.probeSeq) conn.probeSeq = -1; // the log takes chunks again
   progress();
   pump();
 }
@@ -251,8 +384,9 @@ async function onCommitted(c) {
 
 async function onEnded() {
   if (!track.ended) {
-    track = { ...track, ended: true };
-    await store.putTrack(track);
+    const next = { ...track, ended: true };
+    await store.putTrack(next);
+    track = next;
   }
   await finishIfUploaded();
   progress();
@@ -265,13 +399,25 @@ function isUploaded() {
 async function finishIfUploaded() {
   if (!isUploaded()) return;
   await store.deleteTrack(track.trackId);
-  clearInterval(conn.pingTimer);
-  conn.pingTimer = null;
-  if (ws) {
-    const s = ws;
-    ws = null;
-    s.close(1000, 'uploaded');
-  }
+  closeConnection('uploaded');
+}
+
+// A refused chunk (the connection stays open), as tools/seashore-send does:
+// pause for retry_after_ms; ignore refusals of chunks at or beyond the send
+// pointer (they were pipelined behind a refusal already rewound for);
+// otherwise rewind to the refused seq (SEQ_GAP, or a seq already acked: to
+// the first chunk not acked). After BACK_PRESSURE only one chunk goes until
+// the log takes it (its Ack), so a full log sees one chunk per retry, not a
+// window of them.
+function onRefused(e) {
+  const now = Date.now();
+  if (e.retryAfterMs) conn.pauseUntil = Math.max(conn.pauseUntil, now + e.retryAfterMs);
+  if (e.code === 'ERROR_CODE_TOO_MANY_INFLIGHT' && !e.retryAfterMs) conn.holdUntil = now + HOLD_FALLBACK_MS;
+  if (e.seq >= conn.sendSeq) return; // predates the last rewind
+  const to = e.code === 'ERROR_CODE_SEQ_GAP' || e.seq <= conn.lastAck ? conn.lastAck + 1 : e.seq;
+  conn.sendSeq = to;
+  if (e.code === 'ERROR_CODE_BACK_PRESSURE') conn.probeSeq = to;
+  pump();
 }
 
 function onError(e) {
@@ -285,25 +431,30 @@ function onError(e) {
     progress();
     return;
   }
-  // per-chunk refusals: rewind to the first chunk not acked and go again
-  conn.sendSeq = conn.lastAck + 1;
-  const wait = e.retryAfterMs || 250;
-  setTimeout(pump, wait);
+  // Hello refused (connection limit, admission: BACK_PRESSURE seq 0), INTERNAL,
+  // SHUTTING_DOWN: the server closes; reconnect no sooner than it asked.
+  if (conn.state === 'connected' && PER_CHUNK_CODES.has(code)) onRefused(e);
+  else conn.retryAfterMs = Math.max(conn.retryAfterMs, e.retryAfterMs || 0);
 }
 
-async function onFrame(f) {
+// Frames about the connection count only while their socket is the current
+// one; Committed and Ended are facts about the track, whenever they come.
+async function onFrame(f, sock) {
+  const current = sock === ws;
   switch (f.kind) {
-    case 'welcome':
-      return onWelcome(f.welcome);
-    case 'ack':
-      conn.lastAck = Math.max(conn.lastAck, f.ack.seq);
-      conn.ackedBytes = Math.max(conn.ackedBytes, f.ack.durableBytes);
-      progress();
-      return pump();
     case 'committed':
       return onCommitted(f.committed);
     case 'ended':
       return onEnded();
+    default:
+      break;
+  }
+  if (!current) return undefined;
+  switch (f.kind) {
+    case 'welcome':
+      return onWelcome(f.welcome);
+    case 'ack':
+      return onAck(f.ack);
     case 'pong':
       return onPong(f.pong);
     case 'error':
@@ -316,13 +467,37 @@ async function onFrame(f) {
   }
 }
 
-// Sends what the window allows; End once every chunk is sent and the
-// recording stopped.
+// True while a refusal asked to wait; arms the one timer that resumes.
+function paused() {
+  const until = Math.max(conn.pauseUntil, conn.holdUntil);
+  const wait = until - Date.now();
+  if (wait <= 0) return false;
+  clearTimeout(conn.wakeTimer);
+  conn.wakeTimer = setTimeout(() => {
+    conn.wakeTimer = null;
+    pump();
+  }, wait);
+  return true;
+}
+
+// Chunks that may be un-acked now: one while probing a full log.
+function sendWindow() {
+  return conn.probeSeq >= 0 ? 1 : conn.maxInflight;
+}
+
+function mayEnd() {
+  return track.stopped && !conn.endSent && track.nextSeq > 0 && conn.sendSeq === track.nextSeq &&
+    conn.lastAck + 1 === track.nextSeq;
+}
+
+// Sends what the window allows, unless a refusal asked to wait; End once
+// every chunk is acked and the recording stopped.
 async function pump() {
   if (conn.pumping || !ws || ws.readyState !== WebSocket.OPEN || conn.state !== 'connected') return;
+  if (paused()) return;
   conn.pumping = true;
   try {
-    while (ws && conn.sendSeq < track.nextSeq && conn.sendSeq - 1 - conn.lastAck < conn.maxInflight) {
+    while (ws && conn.sendSeq < track.nextSeq && conn.sendSeq - 1 - conn.lastAck < sendWindow()) {
       if (ws.bufferedAmount > MAX_BUFFERED_BYTES) {
         setTimeout(pump, 50);
         break;
@@ -334,11 +509,12 @@ async function pump() {
         progress();
         break;
       }
-      if (!ws || seq !== conn.sendSeq) break; // reconnected or rewound meanwhile
+      // reconnected, rewound or refused meanwhile
+      if (!ws || seq !== conn.sendSeq || paused()) break;
       send({ chunk: { seq, data: new Uint8Array(c.data), sha256: new Uint8Array(c.sha256) } });
       conn.sendSeq = seq + 1;
     }
-    if (ws && track.stopped && !conn.endSent && conn.sendSeq === track.nextSeq && track.nextSeq > 0) {
+    if (ws && mayEnd()) {
       const digest = hasher.clone().digest();
       send({ end: { chunkCount: track.nextSeq, totalBytes: track.totalBytes, sha256: digest, durationUs: track.durationUs || 0 } });
       conn.endSent = true;
@@ -369,6 +545,10 @@ async function init(msg) {
   };
   hasher = hashLoad(track.hashState);
   if (!existing) await store.putTrack(track);
+  if (track.stopped && track.nextSeq === 0) {
+    await discard();
+    return;
+  }
   progress();
   connect();
 }
@@ -384,13 +564,20 @@ function acquireLock(trackId) {
   });
 }
 
-function fail(what, e) {
-  conn.fatal = `${what}: ${e.message}`;
-  if (track) progress();
+async function onPageMessage(msg) {
+  if (msg.type === 'init') {
+    if (!(await acquireLock(msg.track.trackId))) return postMessage({ type: 'busy' });
+    return init(msg).catch((e) => fail('starting the upload', e));
+  }
+  if (!track || discarded) return undefined; // busy, init failed, or dropped
+  if (msg.type === 'blob') return storeBlob(msg.data);
+  if (msg.type === 'stop') return stopTrack(msg.durationUs || 0);
+  return undefined;
 }
 
 // Every message waits for the ones before it (the queue), so blobs are
-// stored in order and only after init.
+// stored in order and only after init. A token answers a need-token that
+// connect() awaits, outside the queue.
 function onMessage(msg) {
   if (msg.type === 'token') {
     token = msg.token;
@@ -399,21 +586,7 @@ function onMessage(msg) {
     waiters.forEach((w) => w(token));
     return;
   }
-  queue = queue.then(async () => {
-    if (msg.type === 'init') {
-      if (!(await acquireLock(msg.track.trackId))) return postMessage({ type: 'busy' });
-      return init(msg).catch((e) => fail('starting the upload', e));
-    }
-    if (!track) return undefined; // busy, or init failed
-    if (msg.type === 'blob') return storeBlob(msg.data).catch((e) => fail('storing a chunk locally failed', e));
-    if (msg.type === 'stop' && !track.stopped) {
-      track = { ...track, stopped: true, durationUs: msg.durationUs || 0 };
-      await store.putTrack(track);
-      progress();
-      pump();
-    }
-    return undefined;
-  });
+  serialise(msg.type === 'blob' ? 'storing a chunk locally failed' : `handling '${msg.type}'`, () => onPageMessage(msg));
 }
 
 self.onmessage = (e) => onMessage(e.data);

@@ -114,7 +114,10 @@ export class StudioRecorder extends EventTarget {
       ingestUrl: this.opts.ingestUrl,
     };
     const first = await this.opts.getToken();
-    this.worker = startUploadWorker(track, first, this.opts.getToken, (d) => this.emit(d));
+    this.worker = startUploadWorker(track, first, this.opts.getToken, (d) => {
+      this.emit(d);
+      if (d.storeError) this.stop(); // the worker takes no more blobs: stop recording
+    });
     this.startedAt = performance.now();
     // blobs reach the worker in order, and all of them before 'stop'
     this.pending = Promise.resolve();

@@ -250,7 +250,7 @@ export function initRecovery() {
     setProgress(bar, d.committedBytes, d.recordedBytes);
     bar.setAttribute('aria-label', `Upload of track ${d.trackId.slice(0, 8)}`);
     item.bytes.textContent = `${formatBytes(d.committedBytes)} of ${formatBytes(d.recordedBytes)} saved on the server`;
-    item.err.textContent = d.error ? `Error: ${d.error}` : '';
+    item.err.textContent = d.error ? `Error: ${d.error}` : d.storeError ? `Stopped: ${d.storeError}` : '';
   });
   return events;
 }

@@ -26,6 +26,7 @@ const STATE_TEXT = {
   recording: 'Recording',
   finishing: 'Finishing upload',
   uploaded: 'Uploaded',
+  discarded: 'Nothing was recorded',
 };
 
 function devices() {
@@ -91,7 +92,13 @@ function showProgress(d) {
 function onProgress(rec, e) {
   const d = e.detail || {};
   if (d.trackId) takes.set(d.trackId, d);
-  if (d.state === 'uploaded' || (d.state === 'error' && !recording)) busy.delete(rec);
+  if (d.state === 'uploaded' || d.state === 'discarded' || (d.state === 'error' && !recording)) busy.delete(rec);
+  if (rec === recorder && d.storeError && recording) {
+    // this browser could not store the recording: it stopped, what was stored is uploaded
+    recording = false;
+    showError(new Error(`Recording stopped: ${d.storeError}`));
+    setButtons();
+  }
   if (rec === recorder) showProgress(d);
   if (!isHost) renderOwnTracks();
 }
