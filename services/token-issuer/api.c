@@ -455,6 +455,101 @@ static enum MHD_Result ingest_refresh(route_ctx *rc, const char *sid, const char
                           json_pack("{s:o, s:o}", "ingest", ing, "livekit", lk));
 }
 
+/* ---- progress: what every participant has recorded, sent and uploaded ---- */
+
+#define MAX_PROGRESS_TRACKS 16
+#define MAX_RECORDED_BYTES  (1LL << 53) /* exact in a JavaScript number */
+
+/* Checks the body's "tracks": an array of at most MAX_PROGRESS_TRACKS
+ * {track_id, recorded_bytes}. 0 (*json the array as text, caller frees) or
+ * -1 with the reply queued. */
+static int progress_tracks(route_ctx *rc, char **json, enum MHD_Result *res)
+{
+    json_t *tracks = json_object_get(rc->body, "tracks"), *t;
+    size_t i;
+    if (tracks == NULL || json_is_null(tracks))
+        tracks = json_array();
+    else if (json_is_array(tracks) && json_array_size(tracks) <= MAX_PROGRESS_TRACKS)
+        json_incref(tracks);
+    else {
+        *res = api_reply_error(rc->conn, MHD_HTTP_BAD_REQUEST, "invalid_field",
+                               "field tracks must be an array of at most %d takes",
+                               MAX_PROGRESS_TRACKS);
+        return -1;
+    }
+    json_array_foreach(tracks, i, t)
+    {
+        const char *id = json_string_value(json_object_get(t, "track_id"));
+        json_t *bytes = json_object_get(t, "recorded_bytes");
+        if (id == NULL || !ss_uuid_valid(id) || !json_is_integer(bytes) ||
+            json_integer_value(bytes) < 0 || json_integer_value(bytes) > MAX_RECORDED_BYTES) {
+            json_decref(tracks);
+            *res = api_reply_error(rc->conn, MHD_HTTP_BAD_REQUEST, "invalid_field",
+                                   "field tracks[%zu] needs track_id (a lowercase UUID) and "
+                                   "recorded_bytes (a whole number from 0 to 2^53)",
+                                   i);
+            return -1;
+        }
+    }
+    *json = json_dumps(tracks, JSON_COMPACT);
+    json_decref(tracks);
+    if (*json == NULL) {
+        *res =
+            api_reply_error(rc->conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal", "out of memory");
+        return -1;
+    }
+    return 0;
+}
+
+/* Every participant of the session with each take: state, recorded bytes
+ * (as its page reported), durable (acknowledged) and committed (uploaded)
+ * bytes. A take known only from its page is "recording". */
+#define PROGRESS_SQL                                                                               \
+    "SELECT coalesce(json_agg(json_build_object('participant_id', p.id, 'identity', p.identity, "  \
+    "'display_name', p.display_name, 'role', p.role, 'tracks', (SELECT "                           \
+    "coalesce(json_agg(json_build_object('track_id', coalesce(t.id, g.track_id), 'state', "        \
+    "coalesce(t.state, 'recording'), 'recorded_bytes', g.recorded_bytes, 'durable_bytes', "        \
+    "coalesce(t.durable_bytes, 0), 'committed_bytes', coalesce(t.committed_bytes, 0), "            \
+    "'total_bytes', t.total_bytes) ORDER BY coalesce(t.created_at, g.created_at)), '[]') FROM "    \
+    "(SELECT * FROM tracks WHERE participant_id = p.id) t FULL JOIN (SELECT * FROM "               \
+    "track_progress WHERE participant_id = p.id) g ON g.track_id = t.id)) ORDER BY "               \
+    "p.created_at), '[]') FROM participants p WHERE p.session_id = $1"
+
+/* POST .../participants/{pid}/progress: the caller's takes recorded so far
+ * in, everybody's progress out. The host may report for anyone; a guest
+ * only for itself (invite and refresh_token, as for its token). */
+static enum MHD_Result participant_progress(route_ctx *rc, const char *sid, const char *pid)
+{
+    enum MHD_Result res;
+    char *tracks = NULL;
+    json_t *n = NULL, *parts = NULL;
+    if (may_refresh(rc, sid, pid, &res) != 0 || progress_tracks(rc, &tracks, &res) != 0)
+        return res;
+    const char *params[] = {sid, pid, tracks};
+    int rc_db = query_json(
+        "WITH given AS (SELECT (e->>'track_id')::uuid AS track_id, (e->>'recorded_bytes')::bigint "
+        "AS recorded_bytes FROM json_array_elements($3::json) e), up AS (INSERT INTO "
+        "track_progress (track_id, participant_id, recorded_bytes) SELECT g.track_id, p.id, "
+        "g.recorded_bytes FROM given g JOIN participants p ON p.id = $2 AND p.session_id = $1 "
+        "ON CONFLICT (track_id) DO UPDATE SET recorded_bytes = EXCLUDED.recorded_bytes, "
+        "updated_at = now() WHERE track_progress.participant_id = EXCLUDED.participant_id "
+        "RETURNING 1) SELECT json_build_object('found', EXISTS (SELECT 1 FROM participants WHERE "
+        "id = $2 AND session_id = $1), 'stored', c.n) FROM (SELECT count(*) AS n FROM up) c",
+        3, params, &n);
+    free(tracks);
+    if (rc_db != 0 || n == NULL) {
+        json_decref(n);
+        return db_unavailable(rc);
+    }
+    bool found = json_is_true(json_object_get(n, "found"));
+    json_decref(n);
+    if (!found)
+        return not_found(rc, "participant", pid);
+    if (query_json(PROGRESS_SQL, 1, params, &parts) != 0 || parts == NULL)
+        return db_unavailable(rc);
+    return api_reply_json(rc->conn, MHD_HTTP_OK, json_pack("{s:o}", "participants", parts));
+}
+
 /* The editors' view: participants, their tracks and states. */
 static enum MHD_Result session_tracks(route_ctx *rc, const char *sid)
 {
@@ -556,7 +651,8 @@ static bool is(const route_ctx *rc, int i, const char *s)
 static bool invite_route(const route_ctx *rc, const char *method)
 {
     return strcmp(method, "POST") == 0 && is(rc, 1, "sessions") && is(rc, 3, "participants") &&
-           (rc->nparts == 4 || (rc->nparts == 6 && is(rc, 5, "ingest-token")));
+           (rc->nparts == 4 ||
+            (rc->nparts == 6 && (is(rc, 5, "ingest-token") || is(rc, 5, "progress"))));
 }
 
 static enum MHD_Result dispatch(route_ctx *rc, const char *method)
@@ -582,6 +678,8 @@ static enum MHD_Result dispatch(route_ctx *rc, const char *method)
         return participant_join(rc, sid);
     if (rc->nparts == 6 && post && is(rc, 3, "participants") && is(rc, 5, "ingest-token"))
         return ingest_refresh(rc, sid, rc->parts[4]);
+    if (rc->nparts == 6 && post && is(rc, 3, "participants") && is(rc, 5, "progress"))
+        return participant_progress(rc, sid, rc->parts[4]);
     return api_reply_error(rc->conn, MHD_HTTP_NOT_FOUND, "not_found", "no route for %s here",
                            method);
 }

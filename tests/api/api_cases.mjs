@@ -229,6 +229,43 @@ await run("a guest refreshes only its own ingest token: the invite alone, or ano
   expect(badInvite.status === 404, badInvite.text);
 });
 
+// bad-input: token-issuer API | progress report whose `tracks` is not an array of at most 16 `{track_id, recorded_bytes}` | 400 `invalid_field` naming `tracks` or `tracks[i]` | nothing stored
+await run("progress: each page reports what it recorded; everybody sees every participant's recorded, acknowledged and uploaded bytes", async () => {
+  const s = (await call('POST', '/v1/sessions', { body: { title: 'progress' } })).json;
+  const host = (await call('POST', `/v1/sessions/${s.id}/participants`, { body: { role: 'host' } })).json;
+  const join = (name) => call('POST', `/v1/sessions/${s.id}/participants`, { key: null, body: { invite: s.invite_token, display_name: name } });
+  const [a, b] = [(await join('Guest A')).json, (await join('Guest B')).json];
+  const report = (p, body, key = null) => call('POST', `/v1/sessions/${s.id}/participants/${p.participant_id}/progress`,
+    { key, body: { invite: s.invite_token, refresh_token: p.refresh_token, ...body } });
+  const take = randomUUID();
+  const r = await report(a, { tracks: [{ track_id: take, recorded_bytes: 123456 }] });
+  expect(r.status === 200 && r.json.participants.length === 3, r.text);
+  const byId = (reply, p) => reply.json.participants.find((x) => x.participant_id === p.participant_id);
+  const mine = byId(r, a).tracks;
+  expect(mine.length === 1 && mine[0].track_id === take && mine[0].recorded_bytes === 123456 &&
+    mine[0].durable_bytes === 0 && mine[0].committed_bytes === 0 && mine[0].state === 'recording', r.text);
+  // B sees A's take (and the host's empty list) without reporting anything
+  const seen = await report(b, {});
+  expect(seen.status === 200 && byId(seen, a).tracks[0].recorded_bytes === 123456 && byId(seen, host).tracks.length === 0, seen.text);
+  // B cannot overwrite A's take; the host may report for anyone
+  await report(b, { tracks: [{ track_id: take, recorded_bytes: 1 }] });
+  const after = await report(host, { tracks: [] }, KEY);
+  expect(after.status === 200 && byId(after, a).tracks[0].recorded_bytes === 123456 && byId(after, b).tracks.length === 0, after.text);
+  // a guest reports only as itself
+  const noRefresh = await call('POST', `/v1/sessions/${s.id}/participants/${a.participant_id}/progress`, { key: null, body: { invite: s.invite_token } });
+  expect(noRefresh.status === 400 && /refresh_token/.test(noRefresh.text), noRefresh.text);
+  const asOther = await report({ ...b, refresh_token: a.refresh_token }, {});
+  expect(asOther.status === 401, asOther.text);
+  for (const [tracks, field] of [['x', 'tracks'], [Array(17).fill({ track_id: take, recorded_bytes: 1 }), 'tracks'],
+    [[{ track_id: take, recorded_bytes: -1 }], 'tracks[0]'], [[{ track_id: 'T', recorded_bytes: 1 }], 'tracks[0]'],
+    [[{ track_id: take, recorded_bytes: 2 ** 54 }], 'tracks[0]']]) {
+    const bad = await report(a, { tracks });
+    expect(bad.status === 400 && errCode(bad) === 'invalid_field' && bad.json.error.message.includes(field), bad.text);
+  }
+  const unknown = await call('POST', `/v1/sessions/${s.id}/participants/${randomUUID()}/progress`, { body: {} });
+  expect(unknown.status === 404, unknown.text);
+});
+
 await run("editors' listing: participants and their tracks", async () => {
   const r = await call('GET', `/v1/sessions/${session.id}/tracks`);
   expect(r.status === 200 && r.json.participants.length === 2, r.text);

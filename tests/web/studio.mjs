@@ -171,8 +171,19 @@ await run('two participants in two browser contexts: two tracks with offsets in 
   const g0 = Date.now();
   await guest.page.click('#start');
   const g1 = Date.now();
-  await sleep(5000);
+  // Each page shows the other participant's take while it records: bytes
+  // recorded (as that page reports them) and acknowledged by the server.
+  const otherTake = (page, who, otherPid) => until(`${who}'s page showing the other participant's take`, () =>
+    page.evaluate((p) => {
+      const line = document.querySelector(`.participant-block[data-participant-id="${p}"] .track-line`);
+      const field = (f) => line && line.querySelector(`[data-field="${f}"]`)?.textContent;
+      return line && !/^0 B/.test(field('recorded')) && !/^0 B/.test(field('acked')) ? line.textContent : null;
+    }, otherPid), 20000);
+  await otherTake(host.page, 'the host', gpid);
+  await otherTake(guest.page, 'the guest', h.pid);
+  await sleep(2000);
   await shot(guest.page, 'guest-session');
+  await shot(host.page, 'host-session-two');
   await host.page.click('#stop');
   await guest.page.click('#stop');
   await waitUploaded(host.page);

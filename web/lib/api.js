@@ -101,6 +101,18 @@ export function joinSession(sid, { invite, displayName, key } = {}) {
   return request('POST', `/v1/sessions/${enc(sid)}/participants`, { key: invite ? undefined : key, body });
 }
 
+// Reports this page's takes [{track_id, recorded_bytes}] and returns every
+// participant's progress {participants: [{participant_id, display_name, role,
+// tracks: [{track_id, state, recorded_bytes, durable_bytes, committed_bytes}]}]}.
+// Credentials as for refreshGrants.
+export function reportProgress(sid, pid, tracks, { invite, refreshToken, key } = {}) {
+  const body = invite ? { invite, refresh_token: refreshToken, tracks } : { tracks };
+  return request('POST', `/v1/sessions/${enc(sid)}/participants/${enc(pid)}/progress`, {
+    key: invite ? undefined : key,
+    body,
+  });
+}
+
 // Fresh grants {ingest: {url, token, expires_at}, livekit: {url, token} | null}
 // (livekit null once the session has ended). A guest passes the invite and
 // the refresh_token its join returned; a host its key.

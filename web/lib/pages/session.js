@@ -2,7 +2,7 @@
 // progress, the participants' tracks, and the live call (LiveKit, optional:
 // recording never depends on it).
 
-import { getApiKey, getSession, getTracks } from '/lib/api.js';
+import { getApiKey, getSession, reportProgress } from '/lib/api.js';
 import { StudioRecorder, pickMimeType } from '/lib/recorder.js';
 import {
   $, clearError, currentLivekit, describeMediaError, el, formatBytes, initPage, loadJoin,
@@ -100,7 +100,6 @@ function onProgress(rec, e) {
     setButtons();
   }
   if (rec === recorder) showProgress(d);
-  if (!isHost) renderOwnTracks();
 }
 
 async function startRecording() {
@@ -150,77 +149,89 @@ async function stopRecording() {
 }
 
 // --- participants panel ---
+// Everybody's takes, from the progress route: what each page has recorded
+// (reported by it), what the server acknowledged (durable) and what is
+// uploaded (committed). This page's own takes use its fresher local counts.
 
-function trackLine({ label, state, done, total, failure }) {
-  const bar = el('progress', { max: 1, value: 0 });
-  setProgress(bar, done, total);
-  bar.setAttribute('aria-label', `${label} upload`);
+function bar(label, done, total) {
+  const b = el('progress', { max: 1, value: 0 });
+  setProgress(b, done, total);
+  b.setAttribute('aria-label', label);
+  return b;
+}
+
+function trackLine({ label, state, recorded, acked, uploaded, failure }) {
+  const of = recorded ? ` of ${formatBytes(recorded)}` : '';
   return el('div', { class: 'track-line' },
     el('div', { class: 'row spread' },
       el('span', {}, label),
       el('span', { class: 'badge', dataset: { state } }, state)),
-    bar,
-    el('span', { class: 'small muted' }, `${formatBytes(done)} of ${total ? formatBytes(total) : '…'} saved`),
+    el('span', { class: 'small muted', dataset: { field: 'recorded' } }, `${formatBytes(recorded || 0)} recorded`),
+    bar(`${label} acknowledged`, acked, recorded || acked),
+    el('span', { class: 'small muted', dataset: { field: 'acked' } }, `${formatBytes(acked)}${of} acknowledged`),
+    bar(`${label} uploaded`, uploaded, recorded || acked),
+    el('span', { class: 'small muted', dataset: { field: 'uploaded' } }, `${formatBytes(uploaded)}${of} uploaded`),
     failure ? el('span', { class: 'small', role: 'alert' }, `Failure: ${failure}`) : null);
 }
 
+function ownLine(d, n) {
+  return trackLine({
+    label: `Take ${n}`,
+    state: d.state,
+    recorded: d.recordedBytes,
+    acked: d.ackedBytes || 0,
+    uploaded: d.committedBytes || 0,
+    failure: d.error,
+  });
+}
+
+// Before the first answer (or if the server cannot be asked): our own takes.
 function renderOwnTracks() {
   const me = el('div', { class: 'participant-block', dataset: { participantId: pid } },
     el('h3', {}, `${join.display_name || 'You'} (you)`));
   if (!takes.size) me.append(el('p', { class: 'muted small' }, 'No recording yet.'));
   let n = 0;
-  for (const d of takes.values()) {
-    n++;
-    me.append(trackLine({
-      label: `Take ${n}`,
-      state: d.state,
-      done: d.committedBytes,
-      total: d.recordedBytes,
-      failure: d.error,
-    }));
-  }
+  for (const d of takes.values()) me.append(ownLine(d, ++n));
   $('participants').replaceChildren(me);
 }
 
-function renderTracks(reply) {
-  const parts = (reply && reply.participants) || [];
-  if (!parts.length) {
-    $('participants').replaceChildren(el('p', { class: 'muted' }, 'Nobody has joined yet.'));
-    return;
-  }
-  $('participants').replaceChildren(...parts.map((p) => {
-    const name = p.display_name || p.identity || p.participant_id;
-    const block = el('div', { class: 'participant-block', dataset: { participantId: p.participant_id } },
-      el('h3', {}, name, p.participant_id === pid ? ' (you)' : '',
-        el('span', { class: 'muted small' }, ` · ${p.role}`)));
-    const tracks = p.tracks || [];
-    if (!tracks.length) block.append(el('p', { class: 'muted small' }, 'No tracks yet.'));
-    tracks.forEach((t, i) => {
-      const local = takes.get(t.track_id);
-      const total = t.total_bytes ?? (local ? local.recordedBytes : null);
-      const done = t.committed_bytes ?? t.durable_bytes ?? 0;
-      const failure = t.failure || (t.upload && t.upload.error_message) || '';
-      const line = trackLine({
-        label: `${t.kind || 'track'} ${i + 1}`,
-        state: t.state,
-        done,
-        total: total ?? Math.max(done, t.durable_bytes || 0),
-        failure,
-      });
-      line.dataset.trackId = t.track_id;
-      block.append(line);
+function participantBlock(p) {
+  const mine = p.participant_id === pid;
+  const name = p.display_name || p.identity || p.participant_id;
+  const block = el('div', { class: 'participant-block', dataset: { participantId: p.participant_id } },
+    el('h3', {}, name, mine ? ' (you)' : '', el('span', { class: 'muted small' }, ` · ${p.role}`)));
+  const tracks = p.tracks || [];
+  if (!tracks.length) block.append(el('p', { class: 'muted small' }, 'No recording yet.'));
+  tracks.forEach((t, i) => {
+    const local = mine ? takes.get(t.track_id) : null;
+    const line = local ? ownLine(local, i + 1) : trackLine({
+      label: `Take ${i + 1}`,
+      state: t.state,
+      // its page reports every 2 s; the server may already hold more
+      recorded: Math.max(t.recorded_bytes || 0, t.total_bytes || 0, t.durable_bytes || 0),
+      acked: t.durable_bytes || 0,
+      uploaded: t.committed_bytes || 0,
     });
-    return block;
-  }));
+    line.dataset.trackId = t.track_id;
+    block.append(line);
+  });
+  return block;
 }
 
-async function pollTracks() {
+async function pollProgress() {
+  const mine = [...takes.values()].filter((d) => d.trackId)
+    .map((d) => ({ track_id: d.trackId, recorded_bytes: d.recordedBytes || 0 }));
   try {
-    renderTracks(await getTracks(getApiKey(), sid));
+    const reply = await reportProgress(sid, pid, mine.slice(-16),
+      { invite: join.invite, refreshToken: join.refresh_token, key: getApiKey() });
+    const parts = (reply && reply.participants) || [];
+    if (parts.length) $('participants').replaceChildren(...parts.map(participantBlock));
+    else renderOwnTracks();
   } catch (err) {
-    console.warn('tracks poll failed', err);
+    console.warn('progress poll failed', err);
+    renderOwnTracks();
   } finally {
-    setTimeout(pollTracks, 2000);
+    setTimeout(pollProgress, 2000);
   }
 }
 
@@ -335,8 +346,8 @@ async function main() {
     }
   });
 
-  if (isHost) pollTracks();
-  else renderOwnTracks();
+  renderOwnTracks();
+  pollProgress();
 
   try {
     stream = await openStream();
