@@ -53,6 +53,16 @@ await run('full chunk log: the recorder waits retry_after_ms and probes; after t
   expect((await indexedDbChunks(page)).chunks > 0, 'no chunks wait in IndexedDB while the log is full');
   expect(refusals(after) > refusals(before), 'no refusal while the log is full: nothing was retried');
   expect(rate <= MAX_REFUSALS_PER_S, `${rate.toFixed(2)} refusals a second while the log is full (at most ${MAX_REFUSALS_PER_S})`);
+  // Acknowledged is not enough to forget a chunk: nothing is uploaded yet
+  // (no uploader, so no Committed), so the first chunk, acked long ago,
+  // must still be in IndexedDB.
+  const first = await page.evaluate(async () => {
+    const { listTracks, getChunk } = await import('/lib/store.js');
+    const [t] = await listTracks();
+    return t ? { acked: document.querySelector('#acked-bytes')?.textContent, chunk0: !!(await getChunk(t.trackId, 0)) } : null;
+  });
+  expect(first && first.chunk0 && !/^0 B/.test(first.acked || ''),
+    `chunk 0 gone from IndexedDB before anything was committed: ${JSON.stringify(first)}`);
   await control('start-uploader');
   await sleep(5000);
   await page.click('#stop');
@@ -62,6 +72,7 @@ await run('full chunk log: the recorder waits retry_after_ms and probes; after t
   const made = recorded('host', '/session.html', 1);
   expect(raw.length === made.length && sha256(raw) === sha256(made),
     `raw object ${raw.length} bytes ${sha256(raw)}, MediaRecorder made ${made.length} bytes ${sha256(made)}`);
+  expect((await indexedDbChunks(page)).chunks === 0, 'chunks left in IndexedDB once everything is committed');
 });
 
 await browser.close();
