@@ -60,13 +60,14 @@ int mt_post(ingest_stack *s, const char *file, const char *mime, int64_t capture
 }
 
 int mt_post_skewed(ingest_stack *s, const char *file, const char *mime, int64_t capture_start_us,
-                   int skew_ms, const char *participant_id, char *track_id)
+                   int skew_ms, const char *session_id, const char *participant_id, char *track_id)
 {
     char start[32], skew[16];
     snprintf(start, sizeof start, "%" PRId64, capture_start_us);
     snprintf(skew, sizeof skew, "%d", skew_ms);
     const char *extra[] = {"--mime", mime, "--capture-start", start, "--clock-skew-ms", skew, NULL};
-    pid_t pid = up_send_track(s, "send-skewed", file, 0, NULL, participant_id, extra, track_id);
+    pid_t pid =
+        up_send_track(s, "send-skewed", file, 0, session_id, participant_id, extra, track_id);
     return pid > 0 ? up_send_wait(s, pid, 60000) : -1;
 }
 

@@ -22,7 +22,7 @@ int mt_post(ingest_stack *s, const char *file, const char *mime, int64_t capture
 /* mt_post from a client whose clock runs skew_ms ahead of the machine's
  * (capture_start_us is on that clock). */
 int mt_post_skewed(ingest_stack *s, const char *file, const char *mime, int64_t capture_start_us,
-                   int skew_ms, const char *participant_id, char *track_id);
+                   int skew_ms, const char *session_id, const char *participant_id, char *track_id);
 
 /* The object is gone from the store (HEAD answers 404) within timeout_ms. */
 bool mt_wait_object_gone(ingest_stack *s, const char *key, int timeout_ms);

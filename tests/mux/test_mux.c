@@ -398,13 +398,44 @@ static void test_kill_while_muxing(void)
     CHECK_EQ_INT(mt_video_frames(out), mt_video_frames(media));
 }
 
+/* A guest of session (caller frees the id). */
+static char *new_guest(const char *session, const char *identity)
+{
+    char sql[512], *participant = NULL;
+    snprintf(sql, sizeof sql,
+             "INSERT INTO participants (session_id, identity, role) VALUES ('%s', '%s', 'guest') "
+             "RETURNING id",
+             session, identity);
+    CHECK_EQ_INT(harness_pg_exec(&stack.pg, sql, &participant), 0);
+    return participant;
+}
+
+/* A new session of the stack's host with one guest (caller frees both). */
+static void new_session(const char *title, char **session, char **participant)
+{
+    char sql[512], *host_id = NULL;
+    snprintf(sql, sizeof sql, "SELECT host_id FROM sessions WHERE id = '%s'", stack.session_id);
+    CHECK_EQ_INT(harness_pg_exec(&stack.pg, sql, &host_id), 0);
+    snprintf(sql, sizeof sql,
+             "INSERT INTO sessions (host_id, title) VALUES ('%s', '%s') RETURNING id", host_id,
+             title);
+    CHECK_EQ_INT(harness_pg_exec(&stack.pg, sql, session), 0);
+    *participant = *session ? new_guest(*session, "g") : NULL;
+    free(host_id);
+}
+
 #define SKEW_US 7000000LL
 
 static void test_two_participants_aligned(void)
 {
     char media[1024], first[37], second[37], wav_first[1024], wav_second[1024];
-    char sql[512], v[64];
-    int64_t t0 = (int64_t)time(NULL) * 1000000 - 60000000;
+    char sql[512], v[64], *session = NULL, *p1 = NULL, *p2 = NULL;
+    int64_t t0 = (int64_t)time(NULL) * 1000000;
+    /* a session of its own: its zero is the earlier of the two starts */
+    new_session("two participants", &session, &p1);
+    p2 = session ? new_guest(session, "g2") : NULL;
+    if (!CHECK(p1 && p2))
+        goto out;
     CHECK_EQ_INT(mt_make_media(&stack, "voice.ogg", "-vn -c:a libopus -f ogg", media, sizeof media),
                  0);
     /* The later participant is posted and muxed first: its WAV is made
@@ -412,16 +443,16 @@ static void test_two_participants_aligned(void)
      * clock runs 7 s fast: its capture start says t0 + 9.5 s, and the
      * offset measured over the websocket puts it back at t0 + 2.5 s. */
     CHECK_EQ_INT(mt_post_skewed(&stack, media, "audio/ogg;codecs=opus", t0 + 2500000 + SKEW_US,
-                                (int)(SKEW_US / 1000), stack.other_participant_id, second),
+                                (int)(SKEW_US / 1000), session, p2, second),
                  0);
     if (!CHECK(mt_wait_muxed(&stack, second, 120000)))
-        return;
+        goto out;
     snprintf(sql, sizeof sql, "SELECT clock_offset_us FROM tracks WHERE id = '%s'", second);
     CHECK_EQ_INT(up_sql(&stack, sql, v, sizeof v), 0);
     CHECK(llabs(strtoll(v, NULL, 10) + SKEW_US) < 100000); /* within the loopback's rtt */
-    CHECK_EQ_INT(mt_post(&stack, media, "audio/ogg;codecs=opus", t0, NULL, NULL, first), 0);
+    CHECK_EQ_INT(mt_post(&stack, media, "audio/ogg;codecs=opus", t0, session, p1, first), 0);
     if (!CHECK(mt_wait_muxed(&stack, first, 120000)))
-        return;
+        goto out;
     snprintf(sql, sizeof sql,
              "SELECT timeline_zero_unix_us = (SELECT capture_start_unix_us + clock_offset_us "
              "FROM tracks WHERE id = '%s') FROM outputs WHERE track_id = '%s' AND kind = 'wav'",
@@ -436,23 +467,10 @@ static void test_two_participants_aligned(void)
     int64_t pad = mt_wav_samples(wav_second) - mt_wav_samples(wav_first);
     int64_t want = off_second * 48000 / 1000000;
     CHECK(pad >= want - 2 && pad <= want + 2);
-}
-
-/* A new session of the stack's host with one guest (caller frees both). */
-static void doomed_session(char **session, char **participant)
-{
-    char sql[512], *host_id = NULL;
-    snprintf(sql, sizeof sql, "SELECT host_id FROM sessions WHERE id = '%s'", stack.session_id);
-    CHECK_EQ_INT(harness_pg_exec(&stack.pg, sql, &host_id), 0);
-    snprintf(sql, sizeof sql,
-             "INSERT INTO sessions (host_id, title) VALUES ('%s', 'doomed') RETURNING id", host_id);
-    CHECK_EQ_INT(harness_pg_exec(&stack.pg, sql, session), 0);
-    snprintf(sql, sizeof sql,
-             "INSERT INTO participants (session_id, identity, role) VALUES ('%s', 'g', 'guest') "
-             "RETURNING id",
-             *session);
-    CHECK_EQ_INT(harness_pg_exec(&stack.pg, sql, participant), 0);
-    free(host_id);
+out:
+    free(session);
+    free(p1);
+    free(p2);
 }
 
 /* The object keys of the track's done outputs into keys; how many. */
@@ -479,7 +497,7 @@ static void test_session_delete(void)
 {
     char media[1024], track[37], sql[512], keys[4][512], v[64];
     char *session = NULL, *participant = NULL;
-    doomed_session(&session, &participant);
+    new_session("doomed", &session, &participant);
     CHECK_EQ_INT(
         mt_make_media(&stack, "doomed.ogg", "-vn -c:a libopus -f ogg", media, sizeof media), 0);
     if (CHECK_EQ_INT(
@@ -537,7 +555,7 @@ static void test_session_deleted_while_muxing(void)
 {
     char media[1024], track[37] = "", sql[512], key[512], keys[3][512];
     char *session = NULL, *participant = NULL;
-    doomed_session(&session, &participant);
+    new_session("doomed", &session, &participant);
     CHECK_EQ_INT(
         mt_make_media(&stack, "doomed2.ogg", "-vn -c:a libopus -f ogg", media, sizeof media), 0);
     PGconn *lock = PQconnectdb(stack.pg.url);
