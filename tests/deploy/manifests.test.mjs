@@ -60,6 +60,15 @@ const GRACE_MARGIN = 5;
 // above it (docs/deploy.md §3 sizes a cluster for ~270).
 const NATS_MEASURED_200_MIB = 2181;
 
+// Variables that may be literals in a pod template: the listen addresses,
+// tied to the pod spec (their port must equal one of the container's
+// containerPorts, checked below). Everything else a container gets comes
+// from a ConfigMap or a Secret (issue 8: "the rest from a ConfigMap"), so
+// overlays change settings by merging ConfigMaps, never by patching env.
+const LITERAL_ALLOWED = new Set(["OPS_LISTEN", "HTTP_LISTEN", "WS_LISTEN"]);
+// The downward API: the pod's identity, not a setting (nats.conf's server_name).
+const FIELD_REF_ALLOWED = { POD_NAME: "metadata.name" };
+
 // The images Sea Shore builds (deploy/docker/): released together.
 const SEASHORE_IMAGE = /^ghcr\.io\/seashore\/(token-issuer|ingest-recorder|chunk-store|r2-uploader|muxer|migrate)(?::([^@]+))?(?:@(.+))?$/;
 
@@ -227,12 +236,12 @@ function drainProblems(objs, obj) {
   const c = pod.containers.find((x) => x.name === svc);
   const where = describe(obj);
   const p = [];
-  const drain = (c.env ?? []).find((e) => e.name === "DRAIN_TIMEOUT");
+  const drain = envValue(objs, c, "DRAIN_TIMEOUT");
   let drainSeconds = 0;
   if (DRAIN_HONOURED.has(svc)) {
-    if (!drain || drain.value === undefined) p.push(`${where}: DRAIN_TIMEOUT is not set to a literal value`);
-    else if (!Number.isFinite((drainSeconds = durationSeconds(drain.value)))) p.push(`${where}: DRAIN_TIMEOUT "${drain.value}" is not a duration`);
-  } else if (drain) p.push(`${where}: sets DRAIN_TIMEOUT, which ${svc} does not wait for (it hands in-flight work back at once)`);
+    if (drain === undefined) p.push(`${where}: DRAIN_TIMEOUT is not set (to a literal or a ConfigMap key)`);
+    else if (!Number.isFinite((drainSeconds = durationSeconds(drain)))) p.push(`${where}: DRAIN_TIMEOUT "${drain}" is not a duration`);
+  } else if (drain !== undefined) p.push(`${where}: sets DRAIN_TIMEOUT, which ${svc} does not wait for (it hands in-flight work back at once)`);
   const sleep = preStopSleep(c);
   const routed = byKind(objs, "Ingress").some((ing) =>
     (ing.spec.rules ?? []).some((r) => (r.http?.paths ?? []).some((x) => x.backend?.service?.name === svc)),
@@ -338,6 +347,161 @@ function scalingProblems(objs) {
   for (const o of [...byKind(objs, "HorizontalPodAutoscaler"), ...byKind(objs, "ScaledObject")])
     if (!named(objs, "Deployment", o.spec.scaleTargetRef.name)) p.push(`${describe(o)}: target ${o.spec.scaleTargetRef.name} is not rendered`);
   if (named(objs, "Deployment", "chunk-store") && targetsOf(objs, "chunk-store").so) p.push("chunk-store must not be autoscaled");
+  return p;
+}
+
+// ---- 3b. where settings come from ----
+
+// The value a container sees for `name`, as kubelet resolves it: env (a
+// literal or a ConfigMap key) over envFrom ConfigMaps (the last wins).
+// undefined when unset or only in a Secret (not rendered).
+function envValue(objs, c, name) {
+  const configMap = (n) => byKind(objs, "ConfigMap").find((m) => m.metadata.name === n);
+  const e = (c?.env ?? []).find((x) => x.name === name);
+  if (e) {
+    if (e.value !== undefined) return e.value;
+    const ref = e.valueFrom?.configMapKeyRef;
+    return ref ? configMap(ref.name)?.data?.[ref.key] : undefined;
+  }
+  let value;
+  for (const from of c?.envFrom ?? []) {
+    const data = from.configMapRef ? configMap(from.configMapRef.name)?.data ?? {} : {};
+    const key = name.startsWith(from.prefix ?? "") ? name.slice((from.prefix ?? "").length) : null;
+    if (key !== null && key in data) value = data[key];
+  }
+  return value;
+}
+
+// Every environment variable of every container (init containers, the
+// Job, NATS) comes from a ConfigMap or a Secret. The exceptions: the
+// listen addresses (LITERAL_ALLOWED), whose port must be one of the
+// container's containerPorts, and the pod-name downward API reference.
+// Every containerPort of a Sea Shore service has its listen address set
+// (the port is not left to a default that could drift from it).
+function envSourceProblems(objs) {
+  const p = [];
+  for (const w of [...workloads(objs), ...byKind(objs, "Job")])
+    for (const c of allContainers(podSpecOf(w))) {
+      const at = `${describe(w)} container ${c.name}`;
+      const ports = new Set((c.ports ?? []).map((x) => x.containerPort));
+      const listened = new Set();
+      for (const e of c.env ?? []) {
+        const ref = e.valueFrom;
+        if (ref?.configMapKeyRef || ref?.secretKeyRef) continue;
+        if (ref?.fieldRef) {
+          if (FIELD_REF_ALLOWED[e.name] !== ref.fieldRef.fieldPath)
+            p.push(`${at}: ${e.name} comes from fieldRef ${ref.fieldRef.fieldPath}, not from a ConfigMap or Secret`);
+          continue;
+        }
+        if (ref) {
+          p.push(`${at}: ${e.name} comes from ${Object.keys(ref).join(", ")}, not from a ConfigMap or Secret`);
+          continue;
+        }
+        if (!LITERAL_ALLOWED.has(e.name)) {
+          p.push(`${at}: ${e.name} is the literal "${e.value}" in the pod template; put it in a ConfigMap (or a Secret)`);
+          continue;
+        }
+        const port = Number(String(e.value).match(/:(\d+)$/)?.[1]);
+        if (!ports.has(port)) p.push(`${at}: ${e.name} "${e.value}" listens on a port that is not a containerPort (${[...ports].join(", ") || "none"})`);
+        listened.add(port);
+      }
+      for (const from of c.envFrom ?? [])
+        if (!from.configMapRef && !from.secretRef) p.push(`${at}: envFrom ${JSON.stringify(from)} is not a ConfigMap or a Secret`);
+      if (SERVICES.includes(w.metadata.name) && c.name === w.metadata.name)
+        for (const port of ports) if (!listened.has(port)) p.push(`${at}: containerPort ${port} has no *_LISTEN address set to it`);
+    }
+  return p;
+}
+
+// The policy must catch what it is for: mutated copies.
+function negativeEnvSourceProblems(objs) {
+  const p = [];
+  const mutate = (svc, fn) => {
+    const copy = structuredClone(objs);
+    const d = named(copy, "Deployment", svc);
+    fn(podSpecOf(d));
+    return envSourceProblems(copy);
+  };
+  const main = (pod, svc) => pod.containers.find((c) => c.name === svc);
+  if (!mutate("ingest-recorder", (pod) => main(pod, "ingest-recorder").env.push({ name: "INGEST_BUFFER_BYTES", value: "512MiB" })).some((m) => m.includes("INGEST_BUFFER_BYTES is the literal")))
+    p.push("a literal INGEST_BUFFER_BYTES in ingest-recorder went unnoticed");
+  if (!mutate("ingest-recorder", (pod) => (main(pod, "ingest-recorder").env.find((e) => e.name === "WS_LISTEN").value = "0.0.0.0:8082")).some((m) => m.includes("WS_LISTEN \"0.0.0.0:8082\"")))
+    p.push("a WS_LISTEN port that is not the containerPort went unnoticed");
+  if (!mutate("token-issuer", (pod) => (main(pod, "token-issuer").env = main(pod, "token-issuer").env.filter((e) => e.name !== "HTTP_LISTEN"))).some((m) => m.includes("containerPort 8080 has no")))
+    p.push("a containerPort without its listen address went unnoticed");
+  if (!mutate("chunk-store", (pod) => (pod.initContainers ?? [])[0]?.env.push({ name: "PGCONNECT_TIMEOUT", value: "5" })).some((m) => m.includes("wait-for-migrations: PGCONNECT_TIMEOUT is the literal")))
+    p.push("a literal in an initContainer went unnoticed");
+  if (!mutate("muxer", (pod) => main(pod, "muxer").env.push({ name: "MUXER_CONCURRENCY", valueFrom: { fieldRef: { fieldPath: "metadata.uid" } } })).some((m) => m.includes("MUXER_CONCURRENCY comes from fieldRef")))
+    p.push("a fieldRef other than POD_NAME went unnoticed");
+  return p;
+}
+
+// Settings that depend on the pod spec, resolved through the ConfigMaps:
+// buffers below the memory limit, the muxer's work directory on its volume.
+function settingsFitPodProblems(objs) {
+  const p = [];
+  const svcContainer = (svc) => {
+    const d = named(objs, "Deployment", svc);
+    return d && { d, pod: podSpecOf(d), c: podSpecOf(d).containers.find((x) => x.name === svc) };
+  };
+  const ir = svcContainer("ingest-recorder");
+  if (ir) {
+    const buf = bytesOf(envValue(objs, ir.c, "INGEST_BUFFER_BYTES") ?? "256MiB");
+    if (!(buf < bytesOf(ir.c.resources?.limits?.memory)))
+      p.push(`${describe(ir.d)}: INGEST_BUFFER_BYTES is not below the memory limit ${ir.c.resources?.limits?.memory}`);
+  }
+  const up = svcContainer("r2-uploader");
+  const cs = svcContainer("chunk-store");
+  if (up && cs) {
+    const part = bytesOf(envValue(objs, cs.c, "UPLOAD_PART_SIZE") ?? "8MiB");
+    const conc = Number(envValue(objs, up.c, "UPLOAD_CONCURRENCY") ?? 4);
+    if (!(part * (conc + 1) < bytesOf(up.c.resources?.limits?.memory)))
+      p.push(`${describe(up.d)}: UPLOAD_PART_SIZE x (UPLOAD_CONCURRENCY + 1) is not below the memory limit ${up.c.resources?.limits?.memory}`);
+  }
+  const mx = svcContainer("muxer");
+  if (mx) {
+    const dir = envValue(objs, mx.c, "MUXER_TMP_DIR") ?? "/tmp";
+    const mount = (mx.c.volumeMounts ?? []).find((m) => m.mountPath === dir && !m.readOnly);
+    if (!mount) p.push(`${describe(mx.d)}: MUXER_TMP_DIR ${dir} is not a writable volumeMount (the root filesystem is read-only)`);
+  }
+  return p;
+}
+
+// The probes against what /readyz does (libseashore/src/service.c): it
+// runs the service's checks one after the other on the ops server's single
+// thread: PostgreSQL with libpq's connect_timeout (pg.c), the bucket with
+// S3_PROBE_TIMEOUT_MS (s3.c), NATS in memory. Readiness must wait longer
+// than their sum, or a slow but working dependency marks the pod unready;
+// liveness (/healthz) waits behind a /readyz in progress, so the same, and
+// it stays lenient (3 failures or more, 30s or more before a restart).
+function readinessTimeouts() {
+  const pg = readFileSync(join(ROOT, "libseashore", "src", "pg.c"), "utf8");
+  const s3 = readFileSync(join(ROOT, "libseashore", "src", "s3.c"), "utf8");
+  const pgS = Number(pg.match(/"connect_timeout"[^;]*;\s*const char \*vals\[\] = \{[^,]+,\s*"(\d+)"/)?.[1]);
+  const s3S = Number(s3.match(/#define S3_PROBE_TIMEOUT_MS (\d+)/)?.[1]) / 1000;
+  if (!Number.isFinite(pgS) || !Number.isFinite(s3S)) throw new Error("cannot read the readiness checks' timeouts from libseashore/src/pg.c and s3.c");
+  return { pgS, s3S };
+}
+
+function probeTimeoutProblems(objs, configs) {
+  const { pgS, s3S } = readinessTimeouts();
+  const p = [];
+  for (const svc of SERVICES) {
+    const d = named(objs, "Deployment", svc);
+    const c = d && podSpecOf(d).containers.find((x) => x.name === svc);
+    if (!c || !configs[svc]) continue;
+    const reads = (n) => configs[svc].variables.some((v) => v.name === n);
+    const need = (reads("DATABASE_URL") ? pgS : 0) + (reads("R2_ENDPOINT") ? s3S : 0);
+    const floor = Math.max(need, pgS); // never at PostgreSQL's connect timeout or below (issue 8 audit)
+    const r = c.readinessProbe ?? {};
+    const l = c.livenessProbe ?? {};
+    const rt = r.timeoutSeconds ?? 1;
+    const lt = l.timeoutSeconds ?? 1;
+    if (!(rt > floor)) p.push(`${describe(d)}: readinessProbe timeoutSeconds ${rt}, want > ${floor} (its /readyz checks take up to ${need}s; PostgreSQL's connect_timeout is ${pgS}s)`);
+    if (!(lt > need)) p.push(`${describe(d)}: livenessProbe timeoutSeconds ${lt}, want > ${need} (it waits behind /readyz on the ops thread)`);
+    const lf = l.failureThreshold ?? 3;
+    if (lf < 3 || lf * (l.periodSeconds ?? 10) < 30) p.push(`${describe(d)}: livenessProbe restarts after ${lf} x ${l.periodSeconds ?? 10}s, want >= 3 failures and >= 30s`);
+  }
   return p;
 }
 
@@ -556,7 +720,7 @@ function natsStorageProblems(objs, overlay) {
   }
   const limit = bytesOf(c?.resources?.limits?.memory);
   const request = bytesOf(c?.resources?.requests?.memory);
-  const gomem = bytesOf((c?.env ?? []).find((e) => e.name === "GOMEMLIMIT")?.value);
+  const gomem = bytesOf(envValue(objs, c, "GOMEMLIMIT"));
   if (!(gomem < limit)) p.push(`${describe(nats)}: GOMEMLIMIT is not below the memory limit`);
   if (overlay === "production") {
     const measured = NATS_MEASURED_200_MIB * 1024 * 1024;
@@ -868,6 +1032,12 @@ function main() {
         .flatMap((d) => (d.missing ? [`Deployment/${d.missing} is not rendered`] : serviceProbeAndDrainProblems(objs, d))),
     );
     check(`${overlay}: the drain check catches a missing preStop, an unused DRAIN_TIMEOUT, a short grace`, () => negativeDrainProblems(objs));
+    check(`${overlay}: every env var of every container comes from a ConfigMap or Secret (listen addresses excepted, on a containerPort)`, () => envSourceProblems(objs));
+    check(`${overlay}: the env-source check catches a literal setting, a wrong listen port, a port without its address, an initContainer literal, a stray fieldRef`, () =>
+      negativeEnvSourceProblems(objs),
+    );
+    check(`${overlay}: settings from the ConfigMaps fit the pods (buffers under memory limits, MUXER_TMP_DIR on a volume)`, () => settingsFitPodProblems(objs));
+    check(`${overlay}: probe timeouts above what /readyz waits for (PostgreSQL connect, S3 HEAD); liveness lenient`, () => probeTimeoutProblems(objs, configs));
     check(`${overlay}: every Deployment and NATS spread over zones and hosts`, () => topologyProblems(objs));
     check(`${overlay}: NATS keeps JetStream on a PVC per node; memory sized`, () => natsStorageProblems(objs, overlay));
     check(`${overlay}: the migrate Job, and a wait-for-migrations gate on every Deployment using PostgreSQL`, () => migrationsGateProblems(objs, configs));
