@@ -332,8 +332,8 @@ await run('connection dropped in the middle of a frame: nothing partial stored, 
   expect((await readTrack(t)).equals(Buffer.concat(p)), 'read back differs');
 });
 
-// bad-input: ingest websocket | a client that never reads (slow consumer) | disconnected, close 1008 "slow consumer" | other tracks unaffected
-await run('slow consumer (never reads): disconnected, other tracks unaffected', async () => {
+// bad-input: ingest websocket | a client that never reads (slow consumer) | disconnected once 64 frames are unsent (ingest logs `slow consumer: closing`; its close 1008 "slow consumer" sits behind the unread frames, and the client sees the connection drop, 1006) | none; another track recorded meanwhile is byte-exact
+await run('slow consumer (never reads): disconnected, another track byte-exact', async () => {
   const [slow] = await open(URL, token(), randomUUID());
   slow.ws._socket.pause();
   const ping = encode({ ping: { client_time_us: Date.now() * 1000, nonce: 1 } });
@@ -344,17 +344,22 @@ await run('slow consumer (never reads): disconnected, other tracks unaffected', 
     await new Promise((r) => setTimeout(r, 20));
     if (slow.ws._socket.writableLength > 8 << 20) break; // server stopped reading us
   }
-  // meanwhile another client works normally
+  // meanwhile another client records a track, read back byte-exact
   const t = randomUUID();
-  const p = pieces(2, 3000);
+  const p = pieces(4, 50000);
   const [c] = await open(URL, token(), t);
-  await sendChunks(c, p, 0, 2);
+  await sendChunks(c, p, 0, 4);
   c.send(endFrame(p));
-  expect(await c.next((f) => f.ended), 'other track not served');
+  const e = await c.next((f) => f.ended);
+  expect(e && Buffer.from(e.ended.sha256).equals(sha256(Buffer.concat(p))), 'other track: no Ended with its sha256');
   c.close();
+  expect((await readTrack(t)).equals(Buffer.concat(p)), 'other track: read back differs');
   slow.ws._socket.resume();
   const cl = await slow.waitClosed(90000);
   expect(cl, 'slow consumer never disconnected');
+  // what arrives: the connection dropped (1006); a close frame would have
+  // to be 1008 "slow consumer" (test_ingest_protocol checks ingest's log)
+  expect(cl.code === 1006 || (cl.code === 1008 && /^slow consumer/.test(cl.reason)), `close ${JSON.stringify(cl)}`);
 });
 
 await run('Committed: forwarded when the uploader reports progress, never backwards', async () => {
@@ -384,6 +389,91 @@ await run('Resend: forwarded to the connected client, then close 1012 so it resu
   expect(f && f.resend.from_seq === 1 && f.resend.reason === 'test', `Resend ${JSON.stringify(f || c.closed)}`);
   const cl = await c.waitClosed();
   expect(cl && cl.code === 1012, `close ${JSON.stringify(cl)}`);
+});
+
+// bad-input: ingest websocket | more un-acked chunks than `Welcome.max_inflight` | no error: ingest stops reading the connection at the limit (TCP backpressure) until chunks are durable | none; every chunk acked, the track byte-exact
+await run('chunks over max_inflight in one burst: read as Acks come, no error, byte-exact', async () => {
+  const t = randomUUID();
+  const [c, w] = await open(URL, token(), t);
+  const limit = w.welcome.max_inflight;
+  // twice the limit of about 1 MiB chunks in one burst, no waiting for Acks
+  const p = pieces(limit * 2, MAX_CHUNK);
+  for (let i = 0; i < p.length; i++) c.send(chunk(i, p[i]));
+  expect(await c.next(isAck(p.length - 1), 60000), `no Ack for seq ${p.length - 1}: ${JSON.stringify(c.closed)}`);
+  const errs = c.frames.filter((f) => f.error);
+  expect(errs.length === 0, `errors: ${JSON.stringify(errs.slice(0, 2))}`);
+  c.send(endFrame(p));
+  expect(await c.next((x) => x.ended), 'no Ended');
+  c.close();
+  expect((await readTrack(t)).equals(Buffer.concat(p)), 'read back differs');
+});
+
+for (const [name, track, extra, field] of [
+  ['track_id not a UUID', 'not-a-uuid', {}, 'track_id'],
+  ['track_id an upper-case UUID', randomUUID().toUpperCase(), {}, 'track_id'],
+  ['kind unset', null, { kind: 0 }, 'kind'],
+  ['empty mime_type', null, { mime_type: '' }, 'mime_type'],
+  ['mime_type over 255 bytes', null, { mime_type: `video/webm;${'x'.repeat(250)}` }, 'mime_type'],
+  ['capture_start_unix_us 0', null, { capture_start_unix_us: 0 }, 'capture_start_unix_us'],
+  ['capture_start_unix_us negative', null, { capture_start_unix_us: -5 }, 'capture_start_unix_us'],
+  ['client_name over 255 bytes', null, { client_name: 'x'.repeat(256) }, 'client_name'],
+]) {
+  // bad-input: ingest websocket | `Hello` with `track_id` not a canonical lower-case UUID, `kind` unset, `mime_type` empty or over 255 bytes, `capture_start_unix_us` <= 0, or `client_name` over 255 bytes | `BAD_FRAME` naming the field, close 1002 | none (no track created)
+  await run(`Hello with ${name}: BAD_FRAME naming ${field}, close 1002`, async () => {
+    const t = track ?? randomUUID();
+    const [c] = await open(URL, token(), t, extra);
+    const e = await expectError(c, ErrorCode.ERROR_CODE_BAD_FRAME, 1002);
+    expect(e.message.includes(`Hello.${field}`), `message names Hello.${field}: ${e.message}`);
+    if (track === null) {
+      // the same Hello with the field right opens a new track at seq 0
+      const [ok, w] = await open(URL, token(), t);
+      expect(w.welcome && w.welcome.resume_seq === 0, `Welcome ${JSON.stringify(w)}`);
+      ok.close();
+    }
+  });
+}
+
+for (const [name, bad, what] of [
+  ['an empty chunk', (seq) => ({ chunk: { seq, data: Buffer.alloc(0), sha256: Buffer.alloc(0) } }), 'data is empty'],
+  ['a chunk sha256 of 31 bytes', (seq, d) => ({ chunk: { seq, data: d, sha256: sha256(d).subarray(0, 31) } }), 'sha256 is 31 bytes'],
+  ['a chunk sha256 of 33 bytes', (seq, d) => ({ chunk: { seq, data: d, sha256: Buffer.concat([sha256(d), Buffer.from([0])]) } }), 'sha256 is 33 bytes'],
+]) {
+  // bad-input: ingest websocket | an empty chunk, or a chunk `sha256` neither absent nor 32 bytes | `BAD_FRAME` naming the seq, close 1002 | the chunk discarded; resume at its seq, the track byte-exact
+  await run(`${name}: BAD_FRAME, close 1002, nothing stored, resume works`, async () => {
+    const t = randomUUID();
+    const p = pieces(3, 8000);
+    let [c] = await open(URL, token(), t);
+    await sendChunks(c, p, 0, 2);
+    c.send(bad(2, p[2]));
+    const e = await expectError(c, ErrorCode.ERROR_CODE_BAD_FRAME, 1002);
+    expect(e.message.includes('chunk seq 2') && e.message.includes(what), `message: ${e.message}`);
+    let w;
+    [c, w] = await open(URL, token(), t);
+    expect(w.welcome && w.welcome.resume_seq === 2, `resume_seq ${JSON.stringify(w)}`);
+    await sendChunks(c, p, 2, 3);
+    c.send(endFrame(p));
+    expect(await c.next((x) => x.ended), 'no Ended');
+    c.close();
+    expect((await readTrack(t)).equals(Buffer.concat(p)), 'read back differs');
+  });
+}
+
+// bad-input: ingest websocket | `End.sha256` not 32 bytes | `BAD_FRAME` naming its length, close 1002 | the track stays open; a right End then works, byte-exact
+await run('End.sha256 of the wrong length: BAD_FRAME, close 1002; then a right End works', async () => {
+  const t = randomUUID();
+  const p = pieces(2, 6000);
+  let [c] = await open(URL, token(), t);
+  await sendChunks(c, p, 0, 2);
+  for (const len of [0, 16]) {
+    c.send(endFrame(p, { sha256: Buffer.alloc(len, 7) }));
+    const e = await expectError(c, ErrorCode.ERROR_CODE_BAD_FRAME, 1002);
+    expect(e.message.includes(`End.sha256 is ${len} bytes`), `message: ${e.message}`);
+    [c] = await open(URL, token(), t);
+  }
+  c.send(endFrame(p));
+  expect(await c.next((x) => x.ended), 'right End refused');
+  c.close();
+  expect((await readTrack(t)).equals(Buffer.concat(p)), 'read back differs');
 });
 
 await run('tracks refused above are unchanged', async () => {

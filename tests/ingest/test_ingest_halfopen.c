@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define MEDIA_BYTES (3L << 20)
@@ -33,6 +34,29 @@ static int proxy_port(const char *log_name)
         usleep(100000);
     }
     return -1;
+}
+
+/* seashore_ingest_connections from ingest-recorder's /metrics, or -1. */
+static int ingest_connections(void)
+{
+    char url[64];
+    long status = 0;
+    char *body = NULL;
+    int v = -1;
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/metrics", stack.ingest_ops_port);
+    if (harness_http_get(url, &status, &body, NULL) == 0 && status == 200 && body) {
+        const char *at = strstr(body, "\nseashore_ingest_connections ");
+        v = at ? atoi(at + strlen("\nseashore_ingest_connections ")) : -1;
+    }
+    free(body);
+    return v;
+}
+
+static long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1000L + ts.tv_nsec / 1000000;
 }
 
 static void test_half_open_mid_recording(void)
@@ -59,9 +83,21 @@ static void test_half_open_mid_recording(void)
         return;
     snprintf(sql, sizeof sql, "SELECT durable_seq >= 3 FROM tracks WHERE id = '%s'", track);
     CHECK(up_wait_sql(&stack, sql, "t", 30000, NULL, 0));
+    CHECK_EQ_INT(ingest_connections(), 1);
     FILE *f = fopen(control, "w"); /* black-hole the connection */
     if (f)
         fclose(f);
+    /* ingest drops its side at IDLE_TIMEOUT (5 s), long before the sender's
+     * watchdog (45 s) makes a new connection */
+    long t0 = now_ms(), dropped = -1;
+    while (dropped < 0 && now_ms() - t0 < 30000) {
+        if (ingest_connections() == 0)
+            dropped = now_ms() - t0;
+        else
+            usleep(100000);
+    }
+    printf("ingest dropped the half-open connection after %ld ms\n", dropped);
+    CHECK(dropped >= 4000 && dropped < 15000);
     /* the sender's silence watchdog (45 s) fires, it reconnects and ends */
     CHECK_EQ_INT(up_send_wait(&stack, pid, 150000), 0);
     char *log = stack_log(&stack, "proxy");

@@ -18,6 +18,10 @@ static void test_protocol_cases(void)
 {
     CHECK_EQ_INT(
         stack_run_node(&stack, "protocol-cases", "tests/ingest/protocol_cases.mjs", 240000), 0);
+    /* the slow-consumer case was closed by ingest's limit, not by anything else */
+    char *log = stack_log(&stack, "ingest-recorder");
+    CHECK(log && strstr(log, "\"slow consumer: closing\""));
+    free(log);
 }
 
 static void test_services_survived(void)
