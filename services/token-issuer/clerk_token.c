@@ -45,7 +45,7 @@ int clerk_token_verify(const char *token, const char *key, const char *parties, 
     long exp = jwt_get_grant_int(jwt, "exp");
     long nbf = jwt_get_grant_int(jwt, "nbf");
     const char *sub = jwt_get_grant(jwt, "sub"), *azp = jwt_get_grant(jwt, "azp");
-    if (exp == 0 || now > exp + CLERK_SKEW_S)
+    if (exp == 0 || exp < now - CLERK_SKEW_S) /* not exp + skew: it overflows */
         snprintf(why, whylen, "Clerk token expired");
     else if (nbf > now + CLERK_SKEW_S)
         snprintf(why, whylen, "Clerk token not valid yet (nbf)");
