@@ -18,7 +18,7 @@ set -eu
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${BUILD_DIR:-$root/build-fuzz}
 jobs=${JOBS:-$(nproc)}
-targets="fuzz_client_frame fuzz_ingest_token fuzz_api_json fuzz_mux_input"
+targets="fuzz_client_frame fuzz_ingest_token fuzz_api_json fuzz_api_http fuzz_clerk_token fuzz_mux_input"
 
 usage() {
     sed -n '3,15p' "$0" | sed 's/^# \{0,1\}//' >&2
@@ -35,8 +35,8 @@ build() {
 # The -max_len of each target (its largest meaningful input).
 max_len() {
     case $1 in
-    fuzz_client_frame) echo 4096 ;;
-    fuzz_ingest_token) echo 16384 ;;
+    fuzz_client_frame | fuzz_api_http) echo 4096 ;;
+    fuzz_ingest_token | fuzz_clerk_token) echo 16384 ;;
     *) echo 65536 ;;
     esac
 }

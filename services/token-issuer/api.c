@@ -16,8 +16,6 @@
 #include "seashore/log.h"
 #include "seashore/v1/work.pb-c.h"
 
-#define MAX_PARTS 6
-
 api_config api_cfg;
 
 #define SESSION_JSON                                                                               \
@@ -30,8 +28,7 @@ typedef struct route_ctx {
     json_t *body; /* parsed request body, or NULL */
     api_caller caller;
     bool authed;
-    const char *parts[MAX_PARTS];
-    int nparts;
+    api_path path;
 } route_ctx;
 
 /* ---- helpers ---- */
@@ -158,22 +155,16 @@ static enum MHD_Result session_create(route_ctx *rc)
     return api_reply_json(rc->conn, MHD_HTTP_CREATED, s);
 }
 
-#define LIST_DEFAULT 100
-#define LIST_MAX     500
-
-/* ?limit= (1..LIST_MAX, default LIST_DEFAULT): 0, or -1 with the 400 queued. */
+/* ?limit= (1..API_LIST_MAX, default API_LIST_DEFAULT): 0, or -1 with the 400 queued. */
 static int list_limit(route_ctx *rc, int *limit, enum MHD_Result *res)
 {
     const char *v = MHD_lookup_connection_value(rc->conn, MHD_GET_ARGUMENT_KIND, "limit");
-    char *end = NULL;
-    long n = v ? strtol(v, &end, 10) : LIST_DEFAULT;
-    if (v && (end == v || *end != '\0' || n < 1 || n > LIST_MAX)) {
+    if (api_list_limit(v, limit) != 0) {
         *res = api_reply_error(rc->conn, MHD_HTTP_BAD_REQUEST, "invalid_field",
                                "query parameter limit must be an integer in 1..%d, not \"%.40s\"",
-                               LIST_MAX, v);
+                               API_LIST_MAX, v);
         return -1;
     }
-    *limit = (int)n;
     return 0;
 }
 
@@ -629,57 +620,34 @@ static enum MHD_Result session_manifest(route_ctx *rc, const char *sid)
 
 /* ---- routing ---- */
 
-static int split_path(const char *url, route_ctx *rc, char *buf, size_t buflen)
-{
-    snprintf(buf, buflen, "%s", url);
-    rc->nparts = 0;
-    for (char *save = NULL, *tok = strtok_r(buf, "/", &save); tok;
-         tok = strtok_r(NULL, "/", &save)) {
-        if (rc->nparts == MAX_PARTS)
-            return -1;
-        rc->parts[rc->nparts++] = tok;
-    }
-    return 0;
-}
-
-static bool is(const route_ctx *rc, int i, const char *s)
-{
-    return i < rc->nparts && strcmp(rc->parts[i], s) == 0;
-}
-
-/* Which routes an invite token may use instead of an API key. */
-static bool invite_route(const route_ctx *rc, const char *method)
-{
-    return strcmp(method, "POST") == 0 && is(rc, 1, "sessions") && is(rc, 3, "participants") &&
-           (rc->nparts == 4 ||
-            (rc->nparts == 6 && (is(rc, 5, "ingest-token") || is(rc, 5, "progress"))));
-}
-
 static enum MHD_Result dispatch(route_ctx *rc, const char *method)
 {
-    bool get = strcmp(method, "GET") == 0, post = strcmp(method, "POST") == 0;
-    bool del = strcmp(method, "DELETE") == 0;
-    const char *sid = rc->nparts > 2 ? rc->parts[2] : NULL;
-    if (rc->nparts == 2 && post)
+    const api_path *p = &rc->path;
+    const char *sid = p->nparts > 2 ? p->parts[2] : NULL;
+    switch (api_route_of(p, method)) {
+    case API_ROUTE_SESSION_CREATE:
         return session_create(rc);
-    if (rc->nparts == 2 && get)
+    case API_ROUTE_SESSION_LIST:
         return session_list(rc);
-    if (rc->nparts == 3 && get)
+    case API_ROUTE_SESSION_GET:
         return session_get(rc, sid);
-    if (rc->nparts == 3 && del)
+    case API_ROUTE_SESSION_DELETE:
         return session_delete(rc, sid);
-    if (rc->nparts == 4 && post && is(rc, 3, "end"))
+    case API_ROUTE_SESSION_END:
         return session_end(rc, sid);
-    if (rc->nparts == 4 && get && is(rc, 3, "tracks"))
+    case API_ROUTE_SESSION_TRACKS:
         return session_tracks(rc, sid);
-    if (rc->nparts == 4 && get && is(rc, 3, "manifest"))
+    case API_ROUTE_SESSION_MANIFEST:
         return session_manifest(rc, sid);
-    if (rc->nparts == 4 && post && is(rc, 3, "participants"))
+    case API_ROUTE_PARTICIPANT_JOIN:
         return participant_join(rc, sid);
-    if (rc->nparts == 6 && post && is(rc, 3, "participants") && is(rc, 5, "ingest-token"))
-        return ingest_refresh(rc, sid, rc->parts[4]);
-    if (rc->nparts == 6 && post && is(rc, 3, "participants") && is(rc, 5, "progress"))
-        return participant_progress(rc, sid, rc->parts[4]);
+    case API_ROUTE_INGEST_REFRESH:
+        return ingest_refresh(rc, sid, p->parts[4]);
+    case API_ROUTE_PARTICIPANT_PROGRESS:
+        return participant_progress(rc, sid, p->parts[4]);
+    case API_ROUTE_NONE:
+        break;
+    }
     return api_reply_error(rc->conn, MHD_HTTP_NOT_FOUND, "not_found", "no route for %s here",
                            method);
 }
@@ -687,17 +655,15 @@ static enum MHD_Result dispatch(route_ctx *rc, const char *method)
 /* 0 when the ids in the path are UUIDs; else -1 with the reply in *res. */
 static int check_ids(route_ctx *rc, enum MHD_Result *res)
 {
-    if (rc->nparts > 2 && !ss_uuid_valid(rc->parts[2])) {
+    int bad = api_path_bad_id(&rc->path);
+    if (bad == 2)
         *res = api_reply_error(rc->conn, MHD_HTTP_BAD_REQUEST, "invalid_id",
-                               "session id \"%.40s\" is not a lowercase UUID", rc->parts[2]);
-        return -1;
-    }
-    if (rc->nparts > 4 && !ss_uuid_valid(rc->parts[4])) {
-        *res = api_reply_error(rc->conn, MHD_HTTP_BAD_REQUEST, "invalid_id",
-                               "participant id \"%.40s\" is not a lowercase UUID", rc->parts[4]);
-        return -1;
-    }
-    return 0;
+                               "session id \"%.40s\" is not a lowercase UUID", rc->path.parts[2]);
+    else if (bad == 4)
+        *res =
+            api_reply_error(rc->conn, MHD_HTTP_BAD_REQUEST, "invalid_id",
+                            "participant id \"%.40s\" is not a lowercase UUID", rc->path.parts[4]);
+    return bad == 0 ? 0 : -1;
 }
 
 /* 0 when the body is empty or a JSON object (rc->body); else -1 with the
@@ -733,16 +699,16 @@ enum MHD_Result api_handle(struct MHD_Connection *conn, const char *method, cons
                            const api_request *req)
 {
     route_ctx rc = {.conn = conn, .req = req};
-    char path[512];
+    char path[API_MAX_PATH];
     enum MHD_Result res = MHD_YES;
     if (strcmp(url, "/v1/webhooks/clerk") == 0 && strcmp(method, "POST") == 0)
         return clerk_webhook(conn, req);
-    if (strlen(url) >= sizeof path || split_path(url, &rc, path, sizeof path) != 0 ||
-        !is(&rc, 0, "v1") || !is(&rc, 1, "sessions"))
+    if (strlen(url) >= sizeof path || api_split_path(url, &rc.path, path, sizeof path) != 0 ||
+        !api_path_is(&rc.path, 0, "v1") || !api_path_is(&rc.path, 1, "sessions"))
         return api_reply_error(conn, MHD_HTTP_NOT_FOUND, "not_found", "no such API path");
     if (check_ids(&rc, &res) != 0)
         return res;
-    bool needs_key = !invite_route(&rc, method) ||
+    bool needs_key = !api_invite_route(&rc.path, method) ||
                      MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization") != NULL;
     if (needs_key) {
         /* failed attempts are limited per address, before the next costs

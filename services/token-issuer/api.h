@@ -10,14 +10,11 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "api_parse.h"
 #include "seashore/ingest_token.h"
 #include "seashore/service.h"
 
 #define API_MAX_BODY 65536
-
-/* Host API keys: "ssk_<prefix>_<secret>", lowercase hex. */
-#define API_KEY_PREFIX_HEX 8
-#define API_KEY_SECRET_HEX 40
 
 typedef struct api_config {
     ss_service *svc;

@@ -9,21 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Splits "ssk_<prefix>_<secret>"; 0 when well formed. */
-static int parse_key(const char *key, char prefix[API_KEY_PREFIX_HEX + 1])
-{
-    if (strncmp(key, "ssk_", 4) != 0 ||
-        strlen(key) != 4 + API_KEY_PREFIX_HEX + 1 + API_KEY_SECRET_HEX ||
-        key[4 + API_KEY_PREFIX_HEX] != '_')
-        return -1;
-    for (const char *p = key + 4; *p; p++)
-        if (*p != '_' && !((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
-            return -1;
-    memcpy(prefix, key + 4, API_KEY_PREFIX_HEX);
-    prefix[API_KEY_PREFIX_HEX] = '\0';
-    return 0;
-}
-
 static int unauthorized(struct MHD_Connection *conn, enum MHD_Result *result, const char *why)
 {
     *result = api_reply_error(conn, MHD_HTTP_UNAUTHORIZED, "unauthorized", "%s", why);
@@ -43,22 +28,27 @@ static void key_used(const char *prefix)
 int api_authenticate(struct MHD_Connection *conn, api_caller *caller, enum MHD_Result *result)
 {
     const char *h = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
+    const char *key = NULL;
     char prefix[API_KEY_PREFIX_HEX + 1], err[256];
     unsigned char digest[32];
-    if (h == NULL)
+    switch (api_authorization(h, &key, prefix)) {
+    case API_AUTH_MISSING:
         return unauthorized(conn, result, "missing Authorization header (Bearer API key)");
-    if (strncmp(h, "Bearer ", 7) != 0)
+    case API_AUTH_NOT_BEARER:
         return unauthorized(conn, result,
                             "Authorization is not \"Bearer <API key or Clerk token>\"");
-    if (strncmp(h + 7, "ssk_", 4) != 0) { /* a Clerk session token */
+    case API_AUTH_CLERK: {
         char why[160];
-        if (clerk_authenticate(h + 7, caller, why, sizeof why) != 0)
+        if (clerk_authenticate(key, caller, why, sizeof why) != 0)
             return unauthorized(conn, result, why);
         return 0;
     }
-    if (parse_key(h + 7, prefix) != 0)
+    case API_AUTH_KEY_MALFORMED:
         return unauthorized(conn, result, "Authorization is not \"Bearer ssk_<prefix>_<secret>\"");
-    EVP_Digest(h + 7, strlen(h + 7), digest, NULL, EVP_sha256(), NULL);
+    case API_AUTH_KEY:
+        break;
+    }
+    EVP_Digest(key, strlen(key), digest, NULL, EVP_sha256(), NULL);
     const char *params[] = {prefix};
     PGresult *r = ss_pg_query_bin(api_pg(),
                                   "SELECT host_id::text::bytea, key_hash, (last_used_at IS NULL "

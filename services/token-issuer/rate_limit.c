@@ -131,39 +131,11 @@ static void peer_address(struct MHD_Connection *conn, char *out, size_t len)
                   (socklen_t)len);
 }
 
-#define XFF_KEEP 16 /* the rightmost entries kept; API_TRUSTED_PROXIES is at most 8 */
-
-/* Entry `from_right` (1 = the last) of X-Forwarded-For, when it is an IP
- * address; the leftmost when the list is shorter. */
-static bool forwarded_entry(const char *list, int64_t from_right, char *out, size_t len)
-{
-    char copy[2048], *kept[XFF_KEEP], *save = NULL;
-    unsigned char bin[16];
-    int n = 0;
-    if (strlen(list) >= sizeof copy)
-        return false;
-    snprintf(copy, sizeof copy, "%s", list);
-    for (char *e = strtok_r(copy, ",", &save); e != NULL; e = strtok_r(NULL, ",", &save))
-        kept[n++ % XFF_KEEP] = e;
-    if (n == 0)
-        return false;
-    int64_t i = n > from_right ? n - from_right : 0;
-    if (n - i > XFF_KEEP)
-        i = n - XFF_KEEP;
-    char *ip = kept[i % XFF_KEEP];
-    ip += strspn(ip, " \t");
-    ip[strcspn(ip, " \t")] = '\0';
-    if (inet_pton(AF_INET, ip, bin) != 1 && inet_pton(AF_INET6, ip, bin) != 1)
-        return false;
-    snprintf(out, len, "%s", ip);
-    return true;
-}
-
 void api_client_address(struct MHD_Connection *conn, char *out, size_t len)
 {
     const char *xff = api_cfg.trusted_proxies > 0
                           ? MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Forwarded-For")
                           : NULL;
-    if (xff == NULL || !forwarded_entry(xff, api_cfg.trusted_proxies, out, len))
+    if (xff == NULL || !api_forwarded_entry(xff, api_cfg.trusted_proxies, out, len))
         peer_address(conn, out, len);
 }

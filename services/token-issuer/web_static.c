@@ -36,9 +36,7 @@ static const char *content_type_of(const char *path)
     return "application/octet-stream";
 }
 
-/* Resolves url under root into resolved (PATH_MAX); -1 when it escapes the
- * root (symlinks and ".." included) or does not exist. */
-static int resolve_under_root(const char *root, const char *url, char *resolved)
+int web_static_resolve(const char *root, const char *url, char *resolved)
 {
     char real_root[PATH_MAX], wanted[PATH_MAX];
     if (!realpath(root, real_root))
@@ -57,7 +55,7 @@ static int resolve_under_root(const char *root, const char *url, char *resolved)
 enum MHD_Result web_static_serve(struct MHD_Connection *conn, const char *root, const char *url)
 {
     char path[PATH_MAX];
-    int rc = resolve_under_root(root, url, path);
+    int rc = web_static_resolve(root, url, path);
     if (rc == -2)
         return ss_http_respond_text(conn, MHD_HTTP_FORBIDDEN, "forbidden\n");
     struct stat st;

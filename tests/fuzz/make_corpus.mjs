@@ -4,7 +4,7 @@
 // The media seeds (fuzz_mux_input) need the ffmpeg CLI: tiny (< 16 KB)
 // recordings in the containers and codecs browsers send.
 import { execFileSync } from 'node:child_process';
-import { createHash, createHmac } from 'node:crypto';
+import { createHash, createHmac, createSign } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import protobuf from 'protobufjs';
@@ -88,6 +88,81 @@ const svix = createHmac('sha256', Buffer.from(whsec, 'base64'))
 body(1, `whsec_${whsec}\nmsg_1\n${now}\nv1,bad v1,${svix}\n${event}`);
 body(1, `${whsec}\nmsg_2\n${now}\nv1,${svix}\n{"type":"session.created"}`);
 body(1, `whsec_====\nid\n1\nv1,x\n`);
+
+// ---- fuzz_api_http: byte 0 = trusted proxies - 1, then NUL-separated
+// method, URL, ?limit=, ?before_id=, Authorization, X-Forwarded-For ----
+const http = (proxies, ...fields) => out('fuzz_api_http',
+  Buffer.concat([Buffer.from([proxies - 1]), Buffer.from(fields.join('\0'))]));
+const sid = '7d1e2f3a-0000-4000-8000-00000000abcd';
+const apiKey = `ssk_0123abcd_${'0123456789abcdef'.repeat(2)}01234567`;
+http(1, 'GET', '/v1/sessions', '25', sid, `Bearer ${apiKey}`, '203.0.113.7, 10.0.0.2');
+http(1, 'POST', '/v1/sessions', '', '', `Bearer ${apiKey.toUpperCase()}`, '2001:db8::1');
+http(2, 'GET', `/v1/sessions/${sid}`, '0', sid.toUpperCase(), 'Bearer eyJhbGciOiJSUzI1NiJ9.e30.x',
+  'evil, 198.51.100.1, 10.0.0.1');
+http(1, 'DELETE', `/v1/sessions/${sid}`, '501', 'x', 'Basic dXNlcjpwYXNz', ' 192.0.2.1 \t, ');
+http(1, 'POST', `/v1/sessions/${sid}/end`, '+7', '', 'Bearer ssk_short', ',,,');
+http(1, 'GET', `/v1/sessions/${sid}/tracks`, ' 500', '', 'Bearer ', '1.2.3.4 5.6.7.8');
+http(3, 'GET', `//v1//sessions/${sid}/manifest/`, '-1', '', '', Array(20).fill('10.0.0.1').join(','));
+http(1, 'POST', `/v1/sessions/${sid}/participants`, '9999999999999999999999');
+http(1, 'POST', `/v1/sessions/${sid}/participants/${uuid}/ingest-token`);
+http(1, 'POST', `/v1/sessions/${sid}/participants/${uuid}/ingest-token/x`);
+http(1, 'POST', '/v1/sessions/not-a-uuid/participants');
+http(1, 'POST', '/v1/webhooks/clerk');
+http(1, 'GET', '/v1/' + 'a/'.repeat(300));
+http(1, 'GET', '/');
+http(1, 'GET', '/app.js');
+http(1, 'GET', '/sub/../index.html');
+http(1, 'GET', '/../outside/secret');
+http(1, 'GET', '/up/secret');
+http(1, 'GET', '/secret-link');
+http(1, 'GET', '/self/self/page-link');
+http(1, 'GET', '/loop');
+http(1, 'GET', '/sibling/secret');
+http(1, 'GET', 'x/secret');
+http(1, 'GET', '/sub/./page.html/');
+
+// ---- fuzz_clerk_token: "parties\n" then the token (byte 0 even) or the
+// claims signed with the test key (odd); the key of fuzz_clerk_token.c ----
+const clerkKey = `-----BEGIN PRIVATE KEY-----
+MIICdwIBADANBgkqhkiG9w0BAQEFAASCAmEwggJdAgEAAoGBAL8myrfADR+TnP6g
+Dy6lpEMQZzfKZWQG0kd0h+AW7eQL24t+cOqG2Eph8WRigVFbGYd75uxF5A35dMPQ
+7JWnbBd748v+8wgcWjsRcjTtLQj5L9IPIeodRGI9gyCKAujPzBUqnM9h6x5FkZab
+tkc0zD85ZEO6I+Lt+7P0UfPd25IlAgMBAAECgYEAkZV/67cPx67rcVqCdaqekp1Z
+n7o8wpQXb2inW9ra0EbfrTxdz6Fn9i7mZOhJSacyqGeLlwQcDzCg58qlhc1/molF
+I8Lrxn+B2ZZAqy552eQzK57RqC3ev5Pc3iEPwR2W3wk4ZImgxK9BDVlyBtvb4D0m
+KC9K3vEjmouDJT0oP8ECQQDuw75nMIpRQ1jsPZ8VYN24aNfE6Wso9yWutkk1EtUX
+SsI3h7rE/tiUo6mar25SiNAwEB2b4efE0whh8PBkK+hpAkEAzPMuTdsU+WFeZ+jY
+haOGuv3bZNptnw5RqjdwSKuV+cOtcSbWdjly+n+h7P8sRNCpFEWGYPUw8QlYUKZK
+M0KEXQJANJjQR+EMh0xDuX71nXsCPM5zwb/9yD9xgKRNSjDE2mWwlRUEUsMlKNFI
+2neM4QecfQn/y8gfC1/Ft/WgryBxCQJAeQox0ZdOts1zhOi2X46pNmxQkyqRTTuW
+rXGaZcC4jU6sc0QdqqrZJeoVBrPZQDb/dFJvP3nvUptTRiY/cjCZnQJBALGfFh4P
+PwTMMdFftNr5ziJiLXn0vVdlJWsFmWUkfmFIHGRg6yGg9Q5+IQb59Qp1PW+Alcm4
+MmacbvOl9CxvsOo=
+-----END PRIVATE KEY-----`;
+const rs256 = (header, claims) => {
+  const head = `${b64u(header)}.${b64u(claims)}`;
+  return `${head}.${createSign('RSA-SHA256').update(head).sign(clerkKey, 'base64url')}`;
+};
+const origin = 'https://studio.example.com';
+const clerkClaims = { sub: 'user_2abc', azp: origin, iss: 'https://clerk.example.com',
+  sid: 'sess_1', iat: now - 10, nbf: now - 10, exp: now + 60 };
+const clerk = (mode, parties, text) => out('fuzz_clerk_token',
+  Buffer.concat([Buffer.from([mode]), Buffer.from(`${parties}\n${text}`)]));
+const rs = { alg: 'RS256', typ: 'JWT' };
+clerk(0, '', rs256(rs, clerkClaims));
+clerk(0, `${origin}, http://localhost:5173`, rs256(rs, clerkClaims));
+clerk(0, 'https://other.example.com', rs256(rs, clerkClaims));
+clerk(0, origin, rs256(rs, { ...clerkClaims, exp: now - 3600 }));
+clerk(0, '', rs256(rs, { ...clerkClaims, sub: '' }));
+clerk(0, '', rs256({ alg: 'HS256' }, clerkClaims));
+clerk(0, '', jwt(hs, clerkClaims));
+clerk(0, '', rs256(rs, clerkClaims).replace(/.$/, 'A'));
+clerk(1, '', JSON.stringify(clerkClaims));
+clerk(1, ` , ${origin} ,, `, JSON.stringify(clerkClaims));
+clerk(1, origin, JSON.stringify({ ...clerkClaims, azp: 7 }));
+clerk(1, '', JSON.stringify({ ...clerkClaims, nbf: now + 3600 }));
+clerk(1, '', JSON.stringify({ ...clerkClaims, exp: 1.7e9, sub: 's'.repeat(201) }));
+clerk(1, '', JSON.stringify({ ...clerkClaims, exp: '1700000060', nbf: null }));
 
 // ---- fuzz_mux_input: tiny recordings ----
 const tmp = mkdtempSync(`${tmpdir()}/fuzz-media-`);
