@@ -417,6 +417,91 @@ int harness_signal(harness *h, pid_t pid, int sig)
     return 0;
 }
 
+/* The parent of pid from /proc/<pid>/stat, or -1 (gone, or unreadable). */
+static pid_t parent_of(pid_t pid)
+{
+    char path[64], buf[512];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    char *end = strrchr(buf, ')'); /* the name may hold spaces and ')' */
+    int ppid = -1;
+    if (!end || sscanf(end + 1, " %*c %d", &ppid) != 1)
+        return -1;
+    return ppid;
+}
+
+/* Every descendant of root, at most max of them, parents before children.
+ * The kernel here has no /proc/<pid>/task/<tid>/children, so the process
+ * table is read whole: every pid with its parent. */
+static int descendants(pid_t root, pid_t *out, int max)
+{
+    enum { TABLE = 8192 };
+    pid_t pids[TABLE], parents[TABLE];
+    int all = 0, n = 0;
+    DIR *d = opendir("/proc");
+    if (!d) {
+        fprintf(stderr, "harness: opendir /proc: %s\n", strerror(errno));
+        return -1;
+    }
+    for (struct dirent *e; (e = readdir(d)) != NULL;) {
+        char *endp;
+        long pid = strtol(e->d_name, &endp, 10);
+        pid_t ppid = *endp == '\0' && pid > 0 ? parent_of((pid_t)pid) : -1;
+        if (ppid <= 0)
+            continue;
+        if (all == TABLE) {
+            fprintf(stderr, "harness: more than %d processes\n", TABLE);
+            closedir(d);
+            return -1;
+        }
+        pids[all] = (pid_t)pid;
+        parents[all++] = ppid;
+    }
+    closedir(d);
+    /* breadth first: out[i]'s children are appended after it */
+    for (int i = -1; i < n; i++) {
+        pid_t parent = i < 0 ? root : out[i];
+        for (int k = 0; k < all; k++)
+            if (parents[k] == parent) {
+                if (n == max) {
+                    fprintf(stderr, "harness: process %d has more than %d descendants\n", (int)root,
+                            max);
+                    return -1;
+                }
+                out[n++] = pids[k];
+            }
+    }
+    return n;
+}
+
+int harness_signal_tree(harness *h, pid_t pid, int sig)
+{
+    pid_t kids[HARNESS_MAX_TREE];
+    int n, signalled = 1;
+    if (!find_proc(h, pid))
+        return -1;
+    if (sig != SIGCONT && harness_signal(h, pid, sig) != 0)
+        return -1;
+    if ((n = descendants(pid, kids, HARNESS_MAX_TREE)) < 0)
+        goto root_last;
+    for (int i = 0; i < n; i++) {
+        int k = sig == SIGCONT ? n - 1 - i : i; /* children first when resuming */
+        if (kill(kids[k], sig) == 0)
+            signalled++;
+        else if (errno != ESRCH) /* ESRCH: it exited meanwhile */
+            fprintf(stderr, "harness: kill %d: %s\n", (int)kids[k], strerror(errno));
+    }
+root_last:
+    if (sig == SIGCONT && harness_signal(h, pid, sig) != 0)
+        return -1;
+    return n < 0 ? -1 : signalled;
+}
+
 int harness_wait_exit(harness *h, pid_t pid, int timeout_ms, int *status)
 {
     proc *p = find_proc(h, pid);

@@ -40,6 +40,13 @@ int harness_free_port(void);
 pid_t harness_spawn(harness *h, const char *name, char *const argv[], char *const env[]);
 /* Signals a tracked process; -1 if pid is not one of ours. */
 int harness_signal(harness *h, pid_t pid, int sig);
+/* Signals a tracked process and every descendant of it (PostgreSQL's
+ * postmaster and its backends, say): the root first, so it forks nothing
+ * new meanwhile, except for SIGCONT, where the root goes last. Returns how
+ * many processes got the signal, or -1 (the root did not, or the process
+ * table could not be read: then SIGCONT still reaches the root). */
+#define HARNESS_MAX_TREE 256
+int harness_signal_tree(harness *h, pid_t pid, int sig);
 /* 0 once pid exited (reaped and untracked; *status as from waitpid, status
  * may be NULL), -1 on timeout or if pid is not one of ours. */
 int harness_wait_exit(harness *h, pid_t pid, int timeout_ms, int *status);

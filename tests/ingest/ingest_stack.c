@@ -139,6 +139,17 @@ pid_t stack_start_store(ingest_stack *s)
     return s->store_pid = start_service(s, "chunk-store", s->store_ops_port);
 }
 
+/* A service that did not get ready in time is killed: a caller that tries
+ * again must not leave a second copy running (or fail to bind for it). */
+static pid_t abandon(ingest_stack *s, pid_t pid, const char *name)
+{
+    fprintf(stderr, "%s (pid %d) is not ready after %d ms: killed\n", name, (int)pid,
+            READY_TIMEOUT_MS);
+    if (harness_signal(s->h, pid, SIGKILL) == 0)
+        harness_wait_exit(s->h, pid, 10000, NULL);
+    return -1;
+}
+
 /* Starts a worker service and waits until it runs: its /readyz may stay
  * 503 when the env points it at a broken store, so /healthz. */
 static pid_t start_worker(ingest_stack *s, const char *name, int ops_port)
@@ -147,17 +158,17 @@ static pid_t start_worker(ingest_stack *s, const char *name, int ops_port)
     pid_t pid = start_service(s, name, ops_port);
     snprintf(url, sizeof url, "http://127.0.0.1:%d/healthz", ops_port);
     if (pid > 0 && harness_wait_http_status(url, 200, READY_TIMEOUT_MS) != 0)
-        return -1;
+        return abandon(s, pid, name);
     return pid;
 }
 
 pid_t stack_start_issuer(ingest_stack *s)
 {
-    s->issuer_pid = start_service(s, "token-issuer", s->issuer_ops_port);
-    if (s->issuer_pid <= 0 || stack_wait_ready(s->issuer_ops_port, READY_TIMEOUT_MS) != 0 ||
-        harness_wait_port(s->http_port, READY_TIMEOUT_MS) != 0)
-        return -1;
-    return s->issuer_pid;
+    pid_t pid = start_service(s, "token-issuer", s->issuer_ops_port);
+    if (pid > 0 && (stack_wait_ready(s->issuer_ops_port, READY_TIMEOUT_MS) != 0 ||
+                    harness_wait_port(s->http_port, READY_TIMEOUT_MS) != 0))
+        pid = abandon(s, pid, "token-issuer");
+    return s->issuer_pid = pid;
 }
 
 pid_t stack_start_uploader(ingest_stack *s)

@@ -10,7 +10,11 @@
  * stream's consumers. And the log, not the consumer, is the truth: chunks taken from
  * chunk-store's consumer by someone else (as if its state were lost) are
  * indexed from the log by the indexer's sweep, without an End. A deleted
- * session's tracks leave the log whole. */
+ * session's tracks leave the log whole.
+ *
+ * A backend that asks again for chunks below the commit point it reported
+ * has lost committed data, which a browser has deleted already:
+ * seashore-send counts it in --stats-json and logs it. */
 #include "check.h"
 #include "ingest_stack.h"
 
@@ -19,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "seashore/nats.h"
@@ -60,18 +65,38 @@ static int send_track(const char *name, const char *track_id)
     return stack_send(&stack, name, media, "65536", track_id);
 }
 
-static void notify(const char *what, uint64_t committed)
+static void notify_track(const char *what, const char *track_id, uint64_t committed)
 {
     char subject[96];
     uint8_t buf[128];
     Seashore__V1__CommittedUpdate u = SEASHORE__V1__COMMITTED_UPDATE__INIT;
-    u.track_id = track;
+    u.track_id = (char *)track_id;
     u.committed_seq = committed;
     u.committed_bytes = committed * CHUNK;
     size_t n = seashore__v1__committed_update__pack(&u, buf);
-    snprintf(subject, sizeof subject, "track.%s.%s", what, track);
-    natsConnection_Publish(nc, subject, buf, (int)n);
-    natsConnection_Flush(nc);
+    snprintf(subject, sizeof subject, "track.%s.%s", what, track_id);
+    CHECK_EQ_INT(natsConnection_Publish(nc, subject, buf, (int)n), NATS_OK);
+    CHECK_EQ_INT(natsConnection_Flush(nc), NATS_OK);
+}
+
+static void notify(const char *what, uint64_t committed)
+{
+    notify_track(what, track, committed);
+}
+
+/* What chunk-store sends when it finds acked chunks missing from the log. */
+static void request_resend(const char *track_id, uint64_t from_seq)
+{
+    char subject[96];
+    uint8_t buf[256];
+    Seashore__V1__ResendRequest r = SEASHORE__V1__RESEND_REQUEST__INIT;
+    r.track_id = (char *)track_id;
+    r.from_seq = from_seq;
+    r.reason = "test";
+    size_t n = seashore__v1__resend_request__pack(&r, buf);
+    snprintf(subject, sizeof subject, "track.resend.%s", track_id);
+    CHECK_EQ_INT(natsConnection_Publish(nc, subject, buf, (int)n), NATS_OK);
+    CHECK_EQ_INT(natsConnection_Flush(nc), NATS_OK);
 }
 
 /* Runs one statement built from a literal format and one argument. */
@@ -292,6 +317,75 @@ static void test_sweep_indexes_what_the_consumer_lost(void)
     free(bin);
 }
 
+/* Lines of the ingest-recorder log with both texts. */
+static int ingest_log_lines(const char *a, const char *b)
+{
+    char *log = stack_log(&stack, "ingest-recorder");
+    int n = 0;
+    for (char *save = NULL, *line = log ? strtok_r(log, "\n", &save) : NULL; line;
+         line = strtok_r(NULL, "\n", &save))
+        n += strstr(line, a) && strstr(line, b);
+    free(log);
+    return n;
+}
+
+static bool wait_connections(const char *track_id, int want)
+{
+    for (int i = 0; i < 200; i++) {
+        if (ingest_log_lines("track connected", track_id) >= want)
+            return true;
+        usleep(50000);
+    }
+    return false;
+}
+
+/* ingest-recorder hears (as from the uploader) that 4 chunks are committed
+ * and tells the client; a Resend from the commit point is allowed (the
+ * client just reconnects), a Resend from chunk 1 asks again for committed
+ * chunks. seashore-send reconnects after each (libwebsockets 4.1 hands it
+ * the 1012 as 1002), still resends and finishes, counts the second one
+ * only, and says so in its log. PostgreSQL is not told: chunk-store deletes
+ * nothing. */
+static void test_rerequest_below_committed_reported(void)
+{
+    const char *id = "7c1e5a90-2b4d-4e6f-8a1c-3d5e7f9b0a2c";
+    char stats[1100];
+    snprintf(stats, sizeof stats, "%s/send-rerequest.json", harness_dir(stack.h));
+    char *bin = harness_build_path("tools/seashore-send/seashore-send");
+    char *tok = stack_token(&stack, NULL, 3600);
+    /* clang-format off */
+    char *argv[] = {bin, "--url", stack.ws_url, "--token", tok, "--quiet", "--rate", "5",
+                    "--chunk-size", "65536", "--track-id", (char *)id, "--stats-json", stats,
+                    media, NULL};
+    /* clang-format on */
+    pid_t pid = stack_spawn(&stack, "send-rerequest", argv);
+    free(tok);
+    free(bin);
+    if (!CHECK(pid > 0))
+        return;
+    bool acked = false;
+    for (int i = 0; i < 200 && !acked; i++) {
+        usleep(50000);
+        acked = indexed_seq(id) >= 6;
+    }
+    CHECK(acked);
+    notify_track("committed", id, 4);
+    usleep(500000); /* the Committed reaches the client before the Resend */
+    request_resend(id, 4);
+    CHECK(wait_connections(id, 2));
+    request_resend(id, 1);
+    CHECK(wait_connections(id, 3));
+    int status = -1;
+    CHECK_EQ_INT(harness_wait_exit(stack.h, pid, 60000, &status), 0);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    char *json = harness_read_file(stats, NULL);
+    CHECK_CONTAINS(json, "\"committed_rerequested\": 1,");
+    free(json);
+    char *log = stack_log(&stack, "send-rerequest");
+    CHECK_CONTAINS(log, "a Resend asks again from chunk 1, below the committed point 4");
+    free(log);
+}
+
 static bool admitted(const char *track_id)
 {
     char subject[64];
@@ -377,6 +471,7 @@ int main(void)
         TEST_RUN(test_release_leaves_other_tracks_pending);
         TEST_RUN(test_sweep_indexes_what_the_consumer_lost);
         TEST_RUN(test_orphan_admission_released);
+        TEST_RUN(test_rerequest_below_committed_reported);
         TEST_RUN(test_deleted_session_leaves_the_log); /* last: ends the stack's session */
     }
     jsCtx_Destroy(js);

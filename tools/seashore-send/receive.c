@@ -59,9 +59,25 @@ static int set_chunk_size(track *t, uint32_t max_chunk_bytes)
     return -1;
 }
 
+/* The server asks again for chunks below a commit point: the backend lost
+ * data it had reported in the object store, and a browser has already
+ * deleted those chunks (docs/protocol.md: Resend is "always >= the last
+ * committed_seq", Welcome's committed_seq is "<= resume_seq"). We still
+ * hold the file, so we resend; the event is counted (--stats-json
+ * "committed_rerequested") and always logged. */
+static void note_rerequest(track *t, const char *what, uint64_t from, uint64_t committed)
+{
+    t->committed_rerequests++;
+    error_msg(t->s,
+              "track %s: %s asks again from chunk %llu, below the committed point %llu: the "
+              "backend lost committed data (a browser would have deleted those chunks)",
+              t->id, what, (unsigned long long)from, (unsigned long long)committed);
+}
+
 static int on_welcome(track *t, const Seashore__V1__Welcome *w)
 {
     uint64_t resume = w->resume_seq;
+    uint64_t committed = w->committed_seq > t->committed ? w->committed_seq : t->committed;
     if (t->welcomed) {
         debug(t->s, "track %s: ignoring a second Welcome", t->id);
         return 0;
@@ -78,6 +94,8 @@ static int on_welcome(track *t, const Seashore__V1__Welcome *w)
                    (unsigned long long)track_chunk_count(t));
         return -1;
     }
+    if (resume < committed)
+        note_rerequest(t, "the Welcome", resume, committed);
     if (resume > t->acked)
         track_progress(t);
     t->acked = t->next_send = resume;
@@ -206,6 +224,8 @@ static int on_resend(track *t, const Seashore__V1__Resend *r)
     uint64_t from = r->from_seq;
     say(t->s, "track %s: the server asks to resend from chunk %llu: %s", t->id,
         (unsigned long long)from, r->reason ? r->reason : "");
+    if (from < t->committed)
+        note_rerequest(t, "a Resend", from, t->committed);
     if (from < t->acked) {
         t->acked = from;
         t->durable_bytes = track_bytes_before(t, from);
@@ -214,6 +234,7 @@ static int on_resend(track *t, const Seashore__V1__Resend *r)
         t->next_send = from;
     if (!t->ended)
         t->end_sent = false;
+    t->resend_seen = true;
     lws_callback_on_writable(t->wsi);
     return 0;
 }

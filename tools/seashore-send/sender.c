@@ -3,10 +3,10 @@
  *
  * A connection that ends for a retryable reason (connect failure, close
  * 1000/1001/1005/1006/1011/1012/1013/1014, or any close after a retryable
- * Error frame) is retried with exponential backoff: 250 ms doubling to a
- * 30 s cap, full jitter, at least the server's retry_after_ms, forever or
- * until --give-up-after seconds have passed without progress. Everything
- * else fails the track. */
+ * Error frame or a Resend) is retried with exponential backoff: 250 ms
+ * doubling to a 30 s cap, full jitter, at least the server's
+ * retry_after_ms, forever or until --give-up-after seconds have passed
+ * without progress. Everything else fails the track. */
 #include "sender.h"
 
 #include <openssl/rand.h>
@@ -264,6 +264,7 @@ static void reset_connection(track *t)
     t->close_text[0] = '\0';
     t->close_why = NULL;
     t->err_seen = t->err_retryable = false;
+    t->resend_seen = false;
     t->retry_after_ms = 0;
     t->err_text[0] = '\0';
     t->rx_len = 0;
@@ -354,8 +355,10 @@ static bool classify(track *t, const char *cce, unsigned http, char *why, size_t
         snprintf(why, n, "%s", t->close_why);
         return true;
     }
+    /* libwebsockets 4.1 hands a received 1012-1015 to us as 1002: the close
+     * that follows a Resend is known by the Resend */
     int code = t->close_code ? t->close_code : 1006;
-    bool retry = retryable_close(code) || (t->err_seen && t->err_retryable);
+    bool retry = retryable_close(code) || t->resend_seen || (t->err_seen && t->err_retryable);
     snprintf(why, n, "%s with code %d%s%s%s%s%s",
              retry ? "connection closed" : "the server closed the connection", code,
              t->close_text[0] ? " (" : "", t->close_text, t->close_text[0] ? ")" : "",

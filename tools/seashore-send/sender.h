@@ -112,6 +112,7 @@ typedef struct track {
     char close_text[128];  /* its reason text */
     const char *close_why; /* why we closed it ourselves, NULL if we did not */
     bool err_seen, err_retryable;
+    bool resend_seen;        /* a Resend came: the server closes (1012), we resume */
     uint32_t retry_after_ms; /* from the connection's last Error */
     char err_text[160];      /* "CODE: message" of that Error */
     int64_t last_rx_us;      /* last complete server frame */
@@ -130,6 +131,9 @@ typedef struct track {
     int64_t pause_until_us;     /* retry_after_ms of a refused chunk */
     int64_t hold_until_us;      /* TOO_MANY_INFLIGHT: until the next Ack (or this) */
     int64_t next_chunk_us;      /* --rate */
+    /* Resends and Welcomes that asked again for chunks below the commit
+     * point: the backend lost committed data */
+    uint64_t committed_rerequests;
 
     /* the stream's sha256, over bytes [0, hashed) so far */
     EVP_MD_CTX *md;

@@ -71,7 +71,8 @@ static int64_t percentile(const latency *l, double p)
 /* ---- totals over the tracks ---- */
 
 typedef struct totals {
-    uint64_t sent, durable, committed, committed_updates, chunks_acked, chunks_sent;
+    uint64_t sent, durable, committed, committed_updates, committed_rerequests, chunks_acked,
+        chunks_sent;
     unsigned reconnects, ended;
     int64_t last_end_sent_us, last_ended_us, first_ack_us, last_ack_us; /* wall clock, 0 = none */
 } totals;
@@ -85,6 +86,7 @@ static void sum_tracks(const sender *s, totals *t)
         t->durable += k->durable_bytes;
         t->committed += k->committed_bytes;
         t->committed_updates += k->committed_updates;
+        t->committed_rerequests += k->committed_rerequests;
         t->chunks_acked += k->acked;
         t->chunks_sent += k->chunks_sent;
         t->reconnects += k->reconnects;
@@ -206,14 +208,15 @@ int stats_write(sender *s)
     double seconds = (double)(mono_us() - s->start_us) / 1e6;
     json_t *j = json_pack(
         "{s:I, s:I, s:I, s:f, s:I, s:{s:I, s:I, s:I}, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I,"
-        " s:{s:I, s:I, s:I}}",
+        " s:I, s:{s:I, s:I, s:I}}",
         "tracks", (json_int_t)s->ntracks, "chunks", (json_int_t)t.chunks_acked, "bytes",
         (json_int_t)t.durable, "seconds", seconds, "reconnects", (json_int_t)t.reconnects,
         "ack_latency_us", "p50", (json_int_t)percentile(&s->lat, 50), "p99",
         (json_int_t)percentile(&s->lat, 99), "max", (json_int_t)s->lat.max, "ended",
         (json_int_t)t.ended, "chunks_sent", (json_int_t)t.chunks_sent, "bytes_sent",
         (json_int_t)t.sent, "committed_bytes", (json_int_t)t.committed, "committed_updates",
-        (json_int_t)t.committed_updates, "last_end_sent_unix_us", (json_int_t)t.last_end_sent_us,
+        (json_int_t)t.committed_updates, "committed_rerequested",
+        (json_int_t)t.committed_rerequests, "last_end_sent_unix_us", (json_int_t)t.last_end_sent_us,
         "last_ended_unix_us", (json_int_t)t.last_ended_us, "first_ack_unix_us",
         (json_int_t)t.first_ack_us, "last_ack_unix_us", (json_int_t)t.last_ack_us, "end_latency_us",
         "p50", (json_int_t)percentile(&ends, 50), "p99", (json_int_t)percentile(&ends, 99), "max",
