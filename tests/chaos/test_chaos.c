@@ -90,7 +90,8 @@ typedef struct service_ref {
 /* One track: the client that sends it and the file it sends. */
 typedef struct chaos_track {
     char id[37];
-    pid_t pid; /* the sender while it runs, 0 after */
+    char session[37], participant[37]; /* a session of its own */
+    pid_t pid;                         /* the sender while it runs, 0 after */
     int status;
     int64_t bytes;
 } chaos_track;
@@ -431,7 +432,42 @@ static void stats_path(int track, char *out, size_t len)
     snprintf(out, len, "%s/client-%05d.json", harness_dir(stack.h), track);
 }
 
-/* A new track: its media, its id, its client. */
+/* Sessions made ahead, SESSION_BATCH at a time, one per track: each
+ * participant's WAV is padded with silence back to its session's start, so
+ * 700 tracks of a 30-minute run in one session made WAVs of up to 30
+ * minutes each, 46 GB in all, and filled the disk. */
+#define SESSION_BATCH 64
+#define CHAOS_TITLE   "chaos track"
+
+static char session_pool[SESSION_BATCH][2][37];
+static int pool_left;
+
+/* -1 while PostgreSQL is down (the caller tries again later). */
+static int pool_refill(void)
+{
+    char sql[1024], *rows = NULL;
+    snprintf(sql, sizeof sql,
+             "WITH s AS (INSERT INTO sessions (host_id, title) SELECT host_id, '" CHAOS_TITLE
+             "' FROM sessions, generate_series(1, %d) WHERE id = '%s' RETURNING id), p AS "
+             "(INSERT INTO participants (session_id, identity, role) SELECT id, 'chaos', "
+             "'guest' FROM s RETURNING session_id, id) SELECT string_agg(session_id || ' ' || "
+             "id, ' ') FROM p",
+             SESSION_BATCH, stack.session_id);
+    if (harness_pg_exec(&stack.pg, sql, &rows) != 0 || rows == NULL) {
+        free(rows);
+        return -1;
+    }
+    int n = 0;
+    char *save = NULL;
+    for (char *tok = strtok_r(rows, " ", &save); tok && n < 2 * SESSION_BATCH;
+         tok = strtok_r(NULL, " ", &save), n++)
+        snprintf(session_pool[n / 2][n % 2], 37, "%s", tok);
+    free(rows);
+    pool_left = n / 2;
+    return pool_left > 0 ? 0 : -1;
+}
+
+/* A new track: its media, its id, its session, its client. */
 static int start_track(int64_t ttl_s)
 {
     char name[32], media[1024], stats[1024];
@@ -439,14 +475,17 @@ static int start_track(int64_t ttl_s)
         return -1;
     chaos_track *t = &tracks[ntracks];
     snprintf(t->id, sizeof t->id, "%08x-0000-4000-8000-%012d", seed, ntracks);
-    if (media_ready(ntracks) != 0)
+    if (media_ready(ntracks) != 0 || (pool_left == 0 && pool_refill() != 0))
         return -1;
+    pool_left--;
+    snprintf(t->session, sizeof t->session, "%s", session_pool[pool_left][0]);
+    snprintf(t->participant, sizeof t->participant, "%s", session_pool[pool_left][1]);
     media_path(ntracks, media, sizeof media);
     stats_path(ntracks, stats, sizeof stats);
     snprintf(name, sizeof name, "client-%05d", ntracks);
     char *bin = harness_build_path("tools/seashore-send/seashore-send");
-    char *tok = ss_ingest_token_issue(STACK_SECRET, strlen(STACK_SECRET), stack.session_id,
-                                      stack.participant_id, NULL, (int64_t)time(NULL), ttl_s);
+    char *tok = ss_ingest_token_issue(STACK_SECRET, strlen(STACK_SECRET), t->session,
+                                      t->participant, NULL, (int64_t)time(NULL), ttl_s);
     if (bin == NULL || tok == NULL) {
         free(bin);
         free(tok);
@@ -525,9 +564,9 @@ static bool outputs_settled(int64_t deadline)
 {
     char sql[1024], v[64];
     snprintf(sql, sizeof sql,
-             "SELECT count(*) FROM tracks t WHERE t.participant_id = '%s' AND (SELECT count(*) "
-             "FROM outputs o WHERE o.track_id = t.id AND o.state <> 'pending') < 3",
-             stack.participant_id);
+             "SELECT count(*) FROM tracks t JOIN sessions s ON s.id = t.session_id WHERE s.title "
+             "= '" CHAOS_TITLE "' AND (SELECT count(*) FROM outputs o WHERE o.track_id = t.id "
+             "AND o.state <> 'pending') < 3");
     int64_t left = deadline - now_ms();
     if (up_wait_sql(&stack, sql, "0", left > 0 ? (int)left : 0, v, sizeof v))
         return true;
@@ -536,10 +575,9 @@ static bool outputs_settled(int64_t deadline)
     snprintf(sql, sizeof sql,
              "SELECT string_agg(t.id || ' (' || t.state || ': ' || coalesce((SELECT string_agg("
              "o.kind || ' ' || o.state, ', ' ORDER BY o.kind) FROM outputs o WHERE o.track_id = "
-             "t.id), 'no outputs') || ')', '; ') FROM tracks t WHERE t.participant_id = '%s' AND "
-             "(SELECT count(*) FROM outputs o WHERE o.track_id = t.id AND o.state <> 'pending') "
-             "< 3",
-             stack.participant_id);
+             "t.id), 'no outputs') || ')', '; ') FROM tracks t JOIN sessions s ON s.id = "
+             "t.session_id WHERE s.title = '" CHAOS_TITLE "' AND (SELECT count(*) FROM outputs o "
+             "WHERE o.track_id = t.id AND o.state <> 'pending') < 3");
     if (list != NULL && up_sql(&stack, sql, list, len) == 0)
         fprintf(stderr, "chaos: %s tracks not muxed %d s after the faults: %s\n", v,
                 SETTLE_MS / 1000, list);
@@ -612,8 +650,9 @@ static void check_tracks(totals *sum)
     int stride = (ntracks + OUTPUT_CHECK_ALL - 1) / OUTPUT_CHECK_ALL;
     if (stride < 1)
         stride = 1;
-    snprintf(sql, sizeof sql, "SELECT count(*) FROM tracks WHERE participant_id = '%s'",
-             stack.participant_id);
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM tracks t JOIN sessions s ON s.id = t.session_id WHERE "
+             "s.title = '" CHAOS_TITLE "'");
     CHECK_EQ_INT(up_sql(&stack, sql, v, sizeof v), 0);
     CHECK_EQ_INT(strtol(v, NULL, 10), ntracks); /* a missing one is also lost below */
     for (int i = 0; i < ntracks; i++)
