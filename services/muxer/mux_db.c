@@ -118,7 +118,7 @@ int mx_db_tracks_to_realign(ss_pg *pg, const char *session_id, int64_t zero_us, 
     PGresult *r = ss_pg_query(pg,
                               "SELECT DISTINCT o.track_id FROM outputs o JOIN tracks t ON "
                               "t.id = o.track_id WHERE t.session_id = $1 AND "
-                              "o.timeline_zero_unix_us > $2::bigint",
+                              "o.timeline_zero_unix_us >= $2::bigint + " MX_ZERO_SLACK_US_STR,
                               2, params, err, errlen);
     if (r == NULL)
         return -1;

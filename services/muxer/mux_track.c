@@ -366,7 +366,7 @@ static int live_files_aligned(mx_worker *wk, mx_job *j)
          mx_db_outputs_zero(wk->pg, j->track_id, &zero, &found, err, sizeof err) != 0; attempt++)
         if (ss_work_retry_sleep(&wk->w, attempt) != 0)
             return -1;
-    return found && zero == j->zero_us ? 1 : 0;
+    return found && llabs(zero - j->zero_us) < MX_ZERO_SLACK_US ? 1 : 0;
 }
 
 /* The files exist (made live); the raw object is complete now: the

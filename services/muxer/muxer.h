@@ -18,6 +18,13 @@
 #include "seashore/service.h"
 #include "seashore/work.h"
 
+/* A session zero that moved by less than this keeps the files made against
+ * it: offsets are exact to the millisecond, and every refinement of a
+ * track's clock offset (its End reports the best one) moves its start by
+ * microseconds, which would otherwise make every live-muxed file again. */
+#define MX_ZERO_SLACK_US     1000
+#define MX_ZERO_SLACK_US_STR "1000"
+
 #define MX_STREAM_WORK     "WORK"
 #define MX_STREAM_SESSIONS "SESSIONS"
 #define MX_CONSUMER_MUX    "muxer"
@@ -142,7 +149,8 @@ int mx_db_output_upsert(ss_pg *pg, const char *track_id, const mx_output_row *o,
                         size_t errlen);
 
 /* Tracks of the session whose outputs were aligned to a zero later than
- * zero_us (they must be made again): an array of UUID strings, caller frees. */
+ * zero_us by MX_ZERO_SLACK_US or more (they must be made again): an array
+ * of UUID strings, caller frees. */
 int mx_db_tracks_to_realign(ss_pg *pg, const char *session_id, int64_t zero_us, char (**ids)[37],
                             int *n, char *err, size_t errlen);
 

@@ -63,7 +63,8 @@ static char **service_env(ingest_stack *s, int ops_port, const char *name)
     snprintf(vars[n++], 4096, "API_URL=%s", s->api_url);
     snprintf(vars[n++], 4096, "INGEST_PUBLIC_URL=%s", s->ws_url);
     snprintf(vars[n++], 4096, "WEB_ROOT=%s/web", getenv("SEASHORE_SOURCE_DIR"));
-    snprintf(vars[n++], 4096, "LIVEKIT_URL=ws://127.0.0.1:7880");
+    /* a loopback port nothing listens on: the pages' call fails, recording goes on */
+    snprintf(vars[n++], 4096, "LIVEKIT_URL=ws://127.0.0.1:%d", harness_free_port());
     if (s->s3.endpoint[0]) {
         snprintf(vars[n++], 4096, "R2_ENDPOINT=%s", s->s3.endpoint);
         snprintf(vars[n++], 4096, "R2_ACCESS_KEY_ID=%s", s->s3.access_key);

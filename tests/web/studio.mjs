@@ -47,17 +47,30 @@ async function checkDownloads(page, sid, t) {
   }
   for (const kind of kinds) {
     const item = section.locator(`li.file-item[data-kind="${kind}"]`);
-    const body = await download(await item.locator('a.file').getAttribute('href'));
+    // The files made live while recording can be made again from the
+    // complete raw object (when the track's start moved, e.g. by the clock
+    // offset its End reported): then the object is replaced after the page
+    // was drawn. The page and the file agree again once it is; wait for that.
+    let body = null, meta = {};
+    for (let attempt = 0; attempt < 15; attempt++) {
+      if (attempt) {
+        await sleep(2000);
+        await page.reload();
+      }
+      body = await download(await item.locator('a.file').getAttribute('href'));
+      meta = await item.locator('dl.meta').evaluate((dl) => {
+        const o = {};
+        for (const dt of dl.querySelectorAll('dt')) o[dt.textContent] = dt.nextElementSibling.textContent;
+        return o;
+      });
+      if ((meta.Size || '').includes(`(${body.length} bytes)`)) break;
+      console.log(`# ${kind}: the page shows "${meta.Size}", the file has ${body.length} bytes; made again? reloading`);
+    }
     const file = path.join(shotDir, '..', `web-${t.track_id}.${kind}`);
     fs.writeFileSync(file, body);
     const probe = ffprobeOk(file);
     expect(probe.clean, `${kind} does not decode cleanly: ${probe.errors}`);
     expect(Math.abs(probe.duration - RECORD_MS / 1000) < 1.5, `${kind} lasts ${probe.duration} s`);
-    const meta = await item.locator('dl.meta').evaluate((dl) => {
-      const o = {};
-      for (const dt of dl.querySelectorAll('dt')) o[dt.textContent] = dt.nextElementSibling.textContent;
-      return o;
-    });
     expect((meta.Size || '').includes(`(${body.length} bytes)`), `${kind}: the page shows size "${meta.Size}", the file has ${body.length} bytes`);
     expect(meta.Duration && Math.abs(shownSeconds(meta.Duration) - probe.duration) < 0.5,
       `${kind}: the page shows duration "${meta.Duration}", ffprobe ${probe.duration} s`);
