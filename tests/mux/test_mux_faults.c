@@ -30,28 +30,6 @@ static ingest_stack stack = {
 };
 static pid_t proxy_pid;
 
-/* Faults the proxy injected (its summary line), and of how many kinds. */
-static int proxy_faults(int *kinds)
-{
-    harness_signal(stack.h, proxy_pid, SIGTERM);
-    harness_wait_exit(stack.h, proxy_pid, 10000, NULL);
-    char *log = stack_log(&stack, "fault-proxy");
-    const char *names[] = {"\"500\":", "\"503\":", "\"reset\":", "\"stall\":"};
-    int total = 0;
-    *kinds = 0;
-    const char *summary = log ? strstr(log, "\"summary\"") : NULL;
-    for (size_t i = 0; summary && i < sizeof names / sizeof names[0]; i++) {
-        const char *at = strstr(summary, names[i]);
-        int n = at ? atoi(at + strlen(names[i])) : 0;
-        total += n;
-        *kinds += n > 0;
-    }
-    if (summary)
-        printf("fault proxy (seed %s): %.*s\n", seed, (int)strcspn(summary, "\n"), summary);
-    free(log);
-    return total;
-}
-
 /* The output is in the store with the recorded size and sha256, and it
  * decodes cleanly with the input's codecs, frames and duration. */
 static void check_output(const char *track, const char *kind, const char *media, const char *codecs)
@@ -103,7 +81,7 @@ static void test_faults_leave_outputs_right(void)
     if (mt_fetch_output(&stack, tracks[1], "mp4", mp4, sizeof mp4) == 0)
         CHECK(mt_mp4_is_editor_ready(mp4));
     check_output(tracks[1], "wav", h264, "pcm_s16le");
-    int kinds = 0, faults = proxy_faults(&kinds);
+    int kinds = 0, faults = up_proxy_faults(&stack, proxy_pid, seed, &kinds);
     printf("faults injected: %d of %d kinds\n", faults, kinds);
     CHECK(faults >= 5);
     /* seed 23 at 0.4 spoils requests 1, 2, 4, 5: a 500, a 503, a reset and

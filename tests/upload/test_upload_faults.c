@@ -36,29 +36,6 @@ static int proxy_start(void)
     return proxy_pid > 0 ? 0 : -1;
 }
 
-/* How many requests the proxy spoiled, from its summary line. */
-static int proxy_faults(int *kinds)
-{
-    harness_signal(stack.h, proxy_pid, SIGTERM);
-    harness_wait_exit(stack.h, proxy_pid, 10000, NULL);
-    char *log = stack_log(&stack, "fault-proxy");
-    const char *names[] = {
-        "\"500\":", "\"503\":", "\"reset\":", "\"stall\":", "\"slow\":", "\"truncate\":"};
-    int total = 0;
-    *kinds = 0;
-    const char *summary = log ? strstr(log, "\"summary\"") : NULL;
-    for (size_t i = 0; summary && i < sizeof names / sizeof names[0]; i++) {
-        const char *at = strstr(summary, names[i]);
-        int n = at ? atoi(at + strlen(names[i])) : 0;
-        total += n;
-        *kinds += n > 0;
-    }
-    if (summary)
-        printf("fault proxy (seed %s): %.*s\n", seed, (int)strcspn(summary, "\n"), summary);
-    free(log);
-    return total;
-}
-
 static double uploader_retries(void)
 {
     char url[64];
@@ -94,7 +71,7 @@ static void test_faults_leave_objects_exact(void)
     CHECK(up_object_matches(&stack, tracks[0], media));
     CHECK(up_object_matches(&stack, tracks[1], other));
     double retries = uploader_retries();
-    int kinds = 0, faults = proxy_faults(&kinds);
+    int kinds = 0, faults = up_proxy_faults(&stack, proxy_pid, seed, &kinds);
     printf("uploader retries: %.0f; faults injected: %d of %d kinds\n", retries, faults, kinds);
     CHECK(faults >= 5);
     CHECK(kinds >= 3);

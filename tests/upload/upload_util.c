@@ -202,3 +202,25 @@ int up_api_delete_session(ingest_stack *s, const char *session)
     free(api_key);
     return (int)status;
 }
+
+int up_proxy_faults(ingest_stack *s, pid_t proxy, const char *seed, int *kinds)
+{
+    harness_signal(s->h, proxy, SIGTERM);
+    harness_wait_exit(s->h, proxy, 10000, NULL);
+    char *log = stack_log(s, "fault-proxy");
+    const char *names[] = {
+        "\"500\":", "\"503\":", "\"reset\":", "\"stall\":", "\"slow\":", "\"truncate\":"};
+    int total = 0;
+    *kinds = 0;
+    const char *summary = log ? strstr(log, "\"summary\"") : NULL;
+    for (size_t i = 0; summary && i < sizeof names / sizeof names[0]; i++) {
+        const char *at = strstr(summary, names[i]);
+        int n = at ? atoi(at + strlen(names[i])) : 0;
+        total += n;
+        *kinds += n > 0;
+    }
+    if (summary)
+        printf("fault proxy (seed %s): %.*s\n", seed, (int)strcspn(summary, "\n"), summary);
+    free(log);
+    return total;
+}

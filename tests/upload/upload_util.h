@@ -58,5 +58,8 @@ pid_t up_doomed_track(ingest_stack *s, const char *file, int rate, char *session
 int up_api_delete_session(ingest_stack *s, const char *session);
 /* The raw object's sha256 equals the file's. */
 bool up_object_matches(ingest_stack *s, const char *track_id, const char *file);
+/* Stops the fault proxy and reads its summary line: how many requests it
+ * spoiled, and (into *kinds) of how many kinds. */
+int up_proxy_faults(ingest_stack *s, pid_t proxy, const char *seed, int *kinds);
 
 #endif
